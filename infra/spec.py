@@ -1,0 +1,61 @@
+"""One resource spec: the names, keys and settings of every AWS resource candleflow uses.
+
+The embedded emulator is provisioned from it (``infra/provision.py``) and the AWS infrastructure code is
+generated from it, so names never exist in two places. Pure: built from settings, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tasks.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSpec:
+    name: str
+    dlq_name: str
+    max_receive_count: int
+    visibility_timeout_s: int
+    retention_s: int = 4 * 86_400
+    dlq_retention_s: int = 14 * 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class BucketSpec:
+    name: str
+    raw_prefix: str = "raw/trades"
+    trades_prefix: str = "trades"
+    quarantine_prefix: str = "quarantine/trades"
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    name: str
+    partition_key: str = "marketid"
+    sort_key: str = "timestamp"
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceSpec:
+    queue: QueueSpec
+    bucket: BucketSpec
+    table: TableSpec
+    alerts_topic: str
+    glue_database: str
+
+
+def resource_spec(settings: Settings) -> ResourceSpec:
+    p = settings.prefix
+    return ResourceSpec(
+        queue=QueueSpec(
+            name=f"{p}-trades",
+            dlq_name=f"{p}-trades-dlq",
+            max_receive_count=settings.max_receive_count,
+            visibility_timeout_s=settings.visibility_timeout_s,
+        ),
+        bucket=BucketSpec(name=settings.bucket),
+        table=TableSpec(name=f"{p}-candles"),
+        alerts_topic=f"{p}-alerts",
+        glue_database=p.replace("-", "_"),
+    )

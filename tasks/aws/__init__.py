@@ -1,0 +1,1 @@
+"""Thin adapters, one module per AWS service; each takes a typed client and plain values."""

@@ -1,0 +1,40 @@
+"""Turning botocore's ``ClientError`` into candleflow's errors at the adapter boundary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from botocore.exceptions import ClientError
+
+from tasks.errors import AwsError, ResourceMissing
+
+MISSING_CODES = frozenset(
+    {
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "QueueDoesNotExist",
+        "NoSuchBucket",
+        "ResourceNotFoundException",
+        "EntityNotFoundException",
+        "NotFound",
+    }
+)
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+
+
+@contextmanager
+def translate(service: str, operation: str, resource: str) -> Iterator[None]:
+    """Re-raise ``ClientError`` as ``AwsError``; a missing resource says how to create it."""
+    try:
+        yield
+    except ClientError as exc:
+        code = error_code(exc)
+        message = str(exc.response.get("Error", {}).get("Message", exc))
+        if code in MISSING_CODES:
+            raise ResourceMissing(
+                service, operation, code, f"{resource} does not exist; run `candleflow provision`"
+            ) from exc
+        raise AwsError(service, operation, code, f"{resource}: {message}") from exc

@@ -1,0 +1,143 @@
+"""The one settings tree for candleflow, read once at each entry point and passed down.
+
+Every field reads from the environment as ``CANDLEFLOW_<FIELD>`` (``CANDLEFLOW_SYMBOLS=BTCUSDT,ETHUSDT``).
+AWS endpoints, region and credentials are *not* here: boto3 reads them from the standard chain
+(``AWS_ENDPOINT_URL``, ``AWS_REGION``, ``~/.aws/config``...), so the same code runs on moto, LocalStack and AWS.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CANDLEFLOW_", extra="ignore", frozen=True)
+
+    # --- names of the AWS resources (see infra/spec.py) ---
+    prefix: str = Field(
+        "candleflow",
+        pattern=r"^[a-z][a-z0-9-]{2,40}$",
+        description="Prefix of every AWS resource name (queue, table, topic, bucket, Glue database).",
+    )
+    lake_bucket: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        description="S3 bucket of the lake; defaults to '<prefix>-lake'. Bucket names are global on AWS.",
+    )
+    max_receive_count: int = Field(
+        5, ge=1, le=1000, description="SQS receives of one message before redrive moves it to the DLQ."
+    )
+    visibility_timeout_s: int = Field(
+        120, ge=10, le=43_200, description="SQS visibility timeout of the trades queue, seconds."
+    )
+
+    # --- markets ---
+    symbols: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["BTCUSDT", "ETHUSDT"],
+        description="Binance symbols to stream and to accept in ingest (comma-separated).",
+    )
+
+    # --- ingest ---
+    batch_max_messages: int = Field(
+        100, ge=1, le=10_000, description="SQS messages per ingest micro-batch at most."
+    )
+    batch_max_trades: int = Field(
+        300_000, ge=1, le=10_000_000, description="Trades per ingest micro-batch at most."
+    )
+    receive_wait_s: int = Field(
+        1, ge=0, le=20, description="SQS long-poll wait when the queue looks empty, seconds."
+    )
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        le=1024**3,
+        description="Largest decoded (gunzipped) message body accepted; larger ones go to the DLQ.",
+    )
+    max_future_skew_s: int = Field(
+        300,
+        ge=0,
+        le=86_400,
+        description="Trades timed further than this after the worker's clock are rejected as insane.",
+    )
+    earliest_trade_time: datetime = Field(
+        datetime(2017, 7, 1, tzinfo=UTC),
+        description="Trades timed before this are rejected as insane (Binance opened in July 2017).",
+    )
+    max_empty_fill_minutes: int = Field(
+        7 * 1440,
+        ge=0,
+        le=366 * 1440,
+        description="Longest run of empty 1m klines written between two traded minutes.",
+    )
+
+    # --- producer ---
+    binance_ws_url: str = Field(
+        "wss://stream.binance.com:9443",
+        description="Base URL of Binance's websocket API (combined streams are at <url>/stream).",
+    )
+    flush_interval_s: float = Field(
+        1.0, gt=0, le=1.0, description="The producer sends buffered trades at least this often."
+    )
+    max_message_bytes: int = Field(
+        240 * 1024,
+        ge=1024,
+        le=256 * 1024,
+        description="Largest SQS message body the producer builds (SQS allows 256 KiB).",
+    )
+    gzip_min_bytes: int = Field(
+        4096, ge=0, description="Bodies at least this large are gzipped (content-encoding=gzip)."
+    )
+    send_queue_max: int = Field(
+        2000,
+        ge=1,
+        le=1_000_000,
+        description="Bodies waiting for SQS at most; beyond it the producer drops and logs the ids.",
+    )
+    silence_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="Reconnect when the websocket is silent this long, seconds."
+    )
+    max_connection_age_s: float = Field(
+        23.5 * 3600,
+        gt=0,
+        le=24 * 3600,
+        description="Open a fresh connection after this long (Binance cuts connections at 24 h).",
+    )
+    reconnect_max_backoff_s: float = Field(
+        30.0, gt=0, le=600, description="Longest wait between reconnection attempts, seconds."
+    )
+
+    # --- embedded stack ---
+    emulator_host: str = Field("127.0.0.1", description="Address the embedded moto server binds.")
+    emulator_port: int = Field(5055, ge=1, le=65535, description="Port of the embedded moto server.")
+    state_dir: str = Field(
+        ".candleflow", description="Where `candleflow up` keeps pids, logs and the Prefect database."
+    )
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [s for s in value.split(",") if s.strip()]
+        if isinstance(value, list):
+            return [str(s).strip().upper() for s in value]
+        return value
+
+    @field_validator("symbols")
+    @classmethod
+    def _check_symbols(cls, value: list[str]) -> list[str]:
+        bad = [s for s in value if not s.isalnum()]
+        if not value or bad:
+            raise ValueError(f"CANDLEFLOW_SYMBOLS must list Binance symbols like BTCUSDT, got {bad}")
+        return value
+
+    @property
+    def bucket(self) -> str:
+        return self.lake_bucket or f"{self.prefix}-lake"
+
+    @property
+    def emulator_url(self) -> str:
+        return f"http://{self.emulator_host}:{self.emulator_port}"
