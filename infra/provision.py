@@ -1,0 +1,123 @@
+"""Create or verify every resource of the spec at the configured endpoint. Safe to run again and again."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
+
+from infra.spec import ResourceSpec
+from tasks.aws._errors import error_code, translate
+from tasks.aws.clients import AwsClients
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Provisioned:
+    queue_url: str
+    dlq_url: str
+    bucket: str
+    table: str
+    topic_arn: str
+    glue_database: str
+
+
+def provision(clients: AwsClients, spec: ResourceSpec) -> Provisioned:
+    dlq_url = _queue(clients, spec.queue.dlq_name, {"MessageRetentionPeriod": str(spec.queue.dlq_retention_s)})
+    dlq_arn = clients.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    queue_url = _queue(
+        clients,
+        spec.queue.name,
+        {
+            "VisibilityTimeout": str(spec.queue.visibility_timeout_s),
+            "MessageRetentionPeriod": str(spec.queue.retention_s),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(spec.queue.max_receive_count)}
+            ),
+        },
+    )
+    _bucket(clients, spec.bucket.name)
+    _table(clients, spec)
+    with translate("sns", "CreateTopic", spec.alerts_topic):
+        topic_arn = clients.sns.create_topic(Name=spec.alerts_topic)["TopicArn"]
+    _glue_database(clients, spec.glue_database)
+    return Provisioned(queue_url, dlq_url, spec.bucket.name, spec.table.name, topic_arn, spec.glue_database)
+
+
+def _queue(clients: AwsClients, name: str, attributes: dict[str, str]) -> str:
+    try:
+        url = clients.sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    except ClientError as exc:
+        if "NonExistentQueue" not in error_code(exc) and "QueueDoesNotExist" not in error_code(exc):
+            raise
+        with translate("sqs", "CreateQueue", name):
+            url = clients.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]  # type: ignore[arg-type]
+        log.info("created queue %s", name)
+        return url
+    with translate("sqs", "SetQueueAttributes", name):
+        clients.sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)  # type: ignore[arg-type]
+    return url
+
+
+def _bucket(clients: AwsClients, name: str) -> None:
+    try:
+        clients.s3.head_bucket(Bucket=name)
+        return
+    except ClientError as exc:
+        if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+    with translate("s3", "CreateBucket", name):
+        if clients.region == "us-east-1":
+            clients.s3.create_bucket(Bucket=name)
+        else:
+            clients.s3.create_bucket(
+                Bucket=name,
+                CreateBucketConfiguration={"LocationConstraint": clients.region},  # type: ignore[typeddict-item]
+            )
+    log.info("created bucket %s", name)
+
+
+def _table(clients: AwsClients, spec: ResourceSpec) -> None:
+    t = spec.table
+    try:
+        clients.dynamodb.describe_table(TableName=t.name)
+        return
+    except ClientError as exc:
+        if error_code(exc) != "ResourceNotFoundException":
+            raise
+    with translate("dynamodb", "CreateTable", t.name):
+        clients.dynamodb.create_table(
+            TableName=t.name,
+            AttributeDefinitions=[
+                {"AttributeName": t.partition_key, "AttributeType": "S"},
+                {"AttributeName": t.sort_key, "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": t.partition_key, "KeyType": "HASH"},
+                {"AttributeName": t.sort_key, "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        clients.dynamodb.get_waiter("table_exists").wait(
+            TableName=t.name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+        )
+    log.info("created table %s", t.name)
+
+
+def _glue_database(clients: AwsClients, name: str) -> None:
+    try:
+        clients.glue.get_database(Name=name)
+        return
+    except ClientError as exc:
+        if error_code(exc) != "EntityNotFoundException":
+            raise
+    with translate("glue", "CreateDatabase", name):
+        clients.glue.create_database(
+            DatabaseInput={"Name": name, "Description": "candleflow lake: trades and candles"}
+        )
+    log.info("created Glue database %s", name)
