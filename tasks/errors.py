@@ -1,11 +1,11 @@
 """candleflow's errors. Each names the input or setting a person should fix.
 
-    CandleflowError
-    ├── ConfigError          a setting or resource is missing or wrong (names the setting)
-    ├── AwsError             an AWS call failed; carries the service, operation and AWS error code
-    │   └── ResourceMissing  the resource does not exist: run `candleflow provision`
-    ├── ConflictError        a conditional write lost a race; the caller re-reads and retries
-    └── DecodeError          an SQS message body breaks the producer contract (goes to the DLQ)
+CandleflowError
+├── ConfigError          a setting or resource is missing or wrong (names the setting)
+├── AwsError             an AWS call failed; carries the service, operation and AWS error code
+│   └── ResourceMissing  the resource does not exist: run `candleflow provision`
+├── ConflictError        a conditional write lost a race; the caller re-reads and retries
+└── DecodeError          an SQS message body breaks the producer contract (goes to the DLQ)
 """
 
 from __future__ import annotations

@@ -15,7 +15,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CANDLEFLOW_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="CANDLEFLOW_", extra="ignore", frozen=True
+    )
 
     # --- names of the AWS resources (see infra/spec.py) ---
     prefix: str = Field(
@@ -29,10 +31,16 @@ class Settings(BaseSettings):
         description="S3 bucket of the lake; defaults to '<prefix>-lake'. Bucket names are global on AWS.",
     )
     max_receive_count: int = Field(
-        5, ge=1, le=1000, description="SQS receives of one message before redrive moves it to the DLQ."
+        5,
+        ge=1,
+        le=1000,
+        description="SQS receives of one message before redrive moves it to the DLQ.",
     )
     visibility_timeout_s: int = Field(
-        120, ge=10, le=43_200, description="SQS visibility timeout of the trades queue, seconds."
+        120,
+        ge=10,
+        le=43_200,
+        description="SQS visibility timeout of the trades queue, seconds.",
     )
 
     # --- markets ---
@@ -46,10 +54,16 @@ class Settings(BaseSettings):
         100, ge=1, le=10_000, description="SQS messages per ingest micro-batch at most."
     )
     batch_max_trades: int = Field(
-        300_000, ge=1, le=10_000_000, description="Trades per ingest micro-batch at most."
+        300_000,
+        ge=1,
+        le=10_000_000,
+        description="Trades per ingest micro-batch at most.",
     )
     receive_wait_s: int = Field(
-        1, ge=0, le=20, description="SQS long-poll wait when the queue looks empty, seconds."
+        1,
+        ge=0,
+        le=20,
+        description="SQS long-poll wait when the queue looks empty, seconds.",
     )
     max_body_bytes: int = Field(
         16 * 1024 * 1024,
@@ -80,7 +94,10 @@ class Settings(BaseSettings):
         description="Base URL of Binance's websocket API (combined streams are at <url>/stream).",
     )
     flush_interval_s: float = Field(
-        1.0, gt=0, le=1.0, description="The producer sends buffered trades at least this often."
+        1.0,
+        gt=0,
+        le=1.0,
+        description="The producer sends buffered trades at least this often.",
     )
     max_message_bytes: int = Field(
         240 * 1024,
@@ -89,7 +106,9 @@ class Settings(BaseSettings):
         description="Largest SQS message body the producer builds (SQS allows 256 KiB).",
     )
     gzip_min_bytes: int = Field(
-        4096, ge=0, description="Bodies at least this large are gzipped (content-encoding=gzip)."
+        4096,
+        ge=0,
+        description="Bodies at least this large are gzipped (content-encoding=gzip).",
     )
     send_queue_max: int = Field(
         2000,
@@ -98,7 +117,10 @@ class Settings(BaseSettings):
         description="Bodies waiting for SQS at most; beyond it the producer drops and logs the ids.",
     )
     silence_timeout_s: float = Field(
-        30.0, gt=0, le=3600, description="Reconnect when the websocket is silent this long, seconds."
+        30.0,
+        gt=0,
+        le=3600,
+        description="Reconnect when the websocket is silent this long, seconds.",
     )
     max_connection_age_s: float = Field(
         23.5 * 3600,
@@ -107,14 +129,22 @@ class Settings(BaseSettings):
         description="Open a fresh connection after this long (Binance cuts connections at 24 h).",
     )
     reconnect_max_backoff_s: float = Field(
-        30.0, gt=0, le=600, description="Longest wait between reconnection attempts, seconds."
+        30.0,
+        gt=0,
+        le=600,
+        description="Longest wait between reconnection attempts, seconds.",
     )
 
     # --- embedded stack ---
-    emulator_host: str = Field("127.0.0.1", description="Address the embedded moto server binds.")
-    emulator_port: int = Field(5055, ge=1, le=65535, description="Port of the embedded moto server.")
+    emulator_host: str = Field(
+        "127.0.0.1", description="Address the embedded moto server binds."
+    )
+    emulator_port: int = Field(
+        5055, ge=1, le=65535, description="Port of the embedded moto server."
+    )
     state_dir: str = Field(
-        ".candleflow", description="Where `candleflow up` keeps pids, logs and the Prefect database."
+        ".candleflow",
+        description="Where `candleflow up` keeps pids, logs and the Prefect database.",
     )
 
     @field_validator("symbols", mode="before")
@@ -131,7 +161,9 @@ class Settings(BaseSettings):
     def _check_symbols(cls, value: list[str]) -> list[str]:
         bad = [s for s in value if not s.isalnum()]
         if not value or bad:
-            raise ValueError(f"CANDLEFLOW_SYMBOLS must list Binance symbols like BTCUSDT, got {bad}")
+            raise ValueError(
+                f"CANDLEFLOW_SYMBOLS must list Binance symbols like BTCUSDT, got {bad}"
+            )
         return value
 
     @property

@@ -35,6 +35,9 @@ def translate(service: str, operation: str, resource: str) -> Iterator[None]:
         message = str(exc.response.get("Error", {}).get("Message", exc))
         if code in MISSING_CODES:
             raise ResourceMissing(
-                service, operation, code, f"{resource} does not exist; run `candleflow provision`"
+                service,
+                operation,
+                code,
+                f"{resource} does not exist; run `candleflow provision`",
             ) from exc
         raise AwsError(service, operation, code, f"{resource}: {message}") from exc

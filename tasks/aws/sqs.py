@@ -21,7 +21,9 @@ class OutgoingMessage:
 
     @property
     def size(self) -> int:
-        return len(self.body.encode("utf-8")) + sum(len(k) + len(v) + 6 for k, v in self.attributes.items())
+        return len(self.body.encode("utf-8")) + sum(
+            len(k) + len(v) + 6 for k, v in self.attributes.items()
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +45,19 @@ def _string_attributes(attrs: dict[str, str]) -> dict[str, Any]:
     return {k: {"DataType": "String", "StringValue": v} for k, v in attrs.items()}
 
 
-def send_batch(client: SQSClient, url: str, messages: list[OutgoingMessage]) -> list[str]:
+def send_batch(
+    client: SQSClient, url: str, messages: list[OutgoingMessage]
+) -> list[str]:
     """Send up to 10 messages in one call (<= 1 MiB in all); returns error texts of failed entries."""
     if not messages:
         return []
-    if len(messages) > MAX_BATCH_ENTRIES or sum(m.size for m in messages) > MAX_BATCH_BYTES:
-        raise ValueError("a SendMessageBatch holds at most 10 messages and 1 MiB in all")
+    if (
+        len(messages) > MAX_BATCH_ENTRIES
+        or sum(m.size for m in messages) > MAX_BATCH_BYTES
+    ):
+        raise ValueError(
+            "a SendMessageBatch holds at most 10 messages and 1 MiB in all"
+        )
     entries: list[Any] = [
         {
             "Id": str(i),
@@ -59,7 +68,10 @@ def send_batch(client: SQSClient, url: str, messages: list[OutgoingMessage]) -> 
     ]
     with translate("sqs", "SendMessageBatch", url):
         response = client.send_message_batch(QueueUrl=url, Entries=entries)
-    return [f"{f['Id']}: {f.get('Code')} {f.get('Message', '')}" for f in response.get("Failed", [])]
+    return [
+        f"{f['Id']}: {f.get('Code')} {f.get('Message', '')}"
+        for f in response.get("Failed", [])
+    ]
 
 
 def chunk_for_batches(messages: list[OutgoingMessage]) -> list[list[OutgoingMessage]]:
@@ -68,7 +80,9 @@ def chunk_for_batches(messages: list[OutgoingMessage]) -> list[list[OutgoingMess
     current: list[OutgoingMessage] = []
     size = 0
     for m in messages:
-        if current and (len(current) == MAX_BATCH_ENTRIES or size + m.size > MAX_BATCH_BYTES):
+        if current and (
+            len(current) == MAX_BATCH_ENTRIES or size + m.size > MAX_BATCH_BYTES
+        ):
             batches.append(current)
             current, size = [], 0
         current.append(m)
@@ -78,7 +92,9 @@ def chunk_for_batches(messages: list[OutgoingMessage]) -> list[list[OutgoingMess
     return batches
 
 
-def receive(client: SQSClient, url: str, max_messages: int, wait_s: int) -> list[ReceivedMessage]:
+def receive(
+    client: SQSClient, url: str, max_messages: int, wait_s: int
+) -> list[ReceivedMessage]:
     """One ReceiveMessage call (at most 10 messages)."""
     with translate("sqs", "ReceiveMessage", url):
         response = client.receive_message(
@@ -92,7 +108,8 @@ def receive(client: SQSClient, url: str, max_messages: int, wait_s: int) -> list
     for m in response.get("Messages", []):
         system = m.get("Attributes", {})
         attrs = {
-            k: v.get("StringValue", "") for k, v in m.get("MessageAttributes", {}).items()
+            k: v.get("StringValue", "")
+            for k, v in m.get("MessageAttributes", {}).items()
         }
         out.append(
             ReceivedMessage(
@@ -112,14 +129,18 @@ def delete(client: SQSClient, url: str, receipt_handles: list[str]) -> list[str]
     failed: list[str] = []
     for start in range(0, len(receipt_handles), MAX_BATCH_ENTRIES):
         chunk = receipt_handles[start : start + MAX_BATCH_ENTRIES]
-        entries: list[Any] = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(chunk)]
+        entries: list[Any] = [
+            {"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(chunk)
+        ]
         with translate("sqs", "DeleteMessageBatch", url):
             response = client.delete_message_batch(QueueUrl=url, Entries=entries)
         failed += [f"{f['Id']}: {f.get('Code')}" for f in response.get("Failed", [])]
     return failed
 
 
-def extend_visibility(client: SQSClient, url: str, receipt_handles: list[str], seconds: int) -> None:
+def extend_visibility(
+    client: SQSClient, url: str, receipt_handles: list[str], seconds: int
+) -> None:
     for start in range(0, len(receipt_handles), MAX_BATCH_ENTRIES):
         chunk = receipt_handles[start : start + MAX_BATCH_ENTRIES]
         entries: list[Any] = [
@@ -130,10 +151,14 @@ def extend_visibility(client: SQSClient, url: str, receipt_handles: list[str], s
             client.change_message_visibility_batch(QueueUrl=url, Entries=entries)
 
 
-def dead_letter(client: SQSClient, dlq_url: str, message: ReceivedMessage, reason: str) -> None:
+def dead_letter(
+    client: SQSClient, dlq_url: str, message: ReceivedMessage, reason: str
+) -> None:
     """Copy an undecodable message to the DLQ with the reason as an attribute (the caller deletes it)."""
     attrs = dict(message.attributes)
-    attrs.update({"candleflow-error": reason[:1000], "source-message-id": message.message_id})
+    attrs.update(
+        {"candleflow-error": reason[:1000], "source-message-id": message.message_id}
+    )
     with translate("sqs", "SendMessage", dlq_url):
         client.send_message(
             QueueUrl=dlq_url,
@@ -152,4 +177,6 @@ def depth(client: SQSClient, url: str) -> tuple[int, int]:
                 "ApproximateNumberOfMessagesNotVisible",
             ],
         )["Attributes"]
-    return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
+    return int(attrs["ApproximateNumberOfMessages"]), int(
+        attrs["ApproximateNumberOfMessagesNotVisible"]
+    )

@@ -90,9 +90,26 @@ class Candle:
         return replace(self, version=version)
 
 
-def empty_candle(symbol: str, interval: Interval, open_time: int, previous_close: Decimal) -> Candle:
+def empty_candle(
+    symbol: str, interval: Interval, open_time: int, previous_close: Decimal
+) -> Candle:
     """Binance's kline for an interval without trades: OHLC = previous close, zero volume."""
     p = previous_close
     return Candle(
-        symbol, interval, open_time, p, p, p, p, ZERO, ZERO, 0, ZERO, ZERO, None, None, (), 0
+        symbol,
+        interval,
+        open_time,
+        p,
+        p,
+        p,
+        p,
+        ZERO,
+        ZERO,
+        0,
+        ZERO,
+        ZERO,
+        None,
+        None,
+        (),
+        0,
     )

@@ -1,0 +1,58 @@
+"""Storage addresses as pure functions of the data: S3 keys and DynamoDB keys.
+
+A redelivered message produces the same keys (and so rewrites the same objects): nothing here reads
+the clock or anything but its arguments.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from tasks.core.models import Interval
+
+
+def utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def iso_time(ms: int) -> str:
+    """The DynamoDB sort key of an interval start: ISO-8601 UTC to the second, ``Z`` suffix."""
+    return utc(ms).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> int:
+    """Milliseconds since the epoch of an ISO-8601 time; naive times are taken as UTC."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def market_id(symbol: str, interval: Interval) -> str:
+    """The DynamoDB partition key, as the seed's: ``BTCUSDT_1m``."""
+    return f"{symbol}_{interval.value}"
+
+
+def partition_path(symbol: str, time_ms: int) -> str:
+    """Hive partition of a trade time: ``symbol=BTCUSDT/date=2024-08-08/hour=23``."""
+    moment = utc(time_ms)
+    return f"symbol={symbol}/date={moment:%Y-%m-%d}/hour={moment:%H}"
+
+
+def lake_key(
+    prefix: str,
+    symbol: str,
+    time_ms: int,
+    first_id: int,
+    last_id: int,
+    digest: str,
+    ext: str,
+) -> str:
+    """Key of one lake object: partition, the trade-id span it holds and a digest of its content."""
+    return f"{prefix}/{partition_path(symbol, time_ms)}/{first_id}-{last_id}-{digest}.{ext}"
+
+
+def quarantine_key(prefix: str, received_ms: int, digest: str) -> str:
+    """Key of a quarantine object, partitioned by when the bad lines reached SQS."""
+    moment = utc(received_ms)
+    return f"{prefix}/date={moment:%Y-%m-%d}/hour={moment:%H}/{digest}.ndjson"

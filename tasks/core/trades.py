@@ -1,0 +1,138 @@
+"""Decoding trade lines into frames, and the typed trade schema the lake stores.
+
+Stage 1, ``decode_lines``: one row per NDJSON line with every contract field as the exact text it had
+(``{"e":"trade","E":1723161255343,"s":"BTCUSDT","t":3735683259,"p":"61837.63000000",
+"q":"0.02000000","T":1723161255342,"m":true,"M":true}``), plus the raw line. Lines that are not JSON
+objects become rejects with a reason. Types are checked afterwards, by the expectation suite.
+
+Stage 2, ``typed_trades``: validated rows cast to exact types (Decimal prices, integer ids and times).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import polars as pl
+
+FIELDS = ("e", "E", "s", "t", "p", "q", "T", "m")
+_STRUCT = pl.Struct({k: pl.String for k in FIELDS})
+
+PRICE = pl.Decimal(38, 8)
+QUOTE = pl.Decimal(38, 16)
+MICROS_THRESHOLD = (
+    10**14
+)  # trade times at or above this are microseconds (Binance spot since 2025)
+
+LINES_SCHEMA = {"message_id": pl.String, "sent_ms": pl.Int64, "raw": pl.String}
+
+TRADES_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.String(),
+    "trade_id": pl.Int64(),
+    "price": PRICE,
+    "quantity": PRICE,
+    "is_buyer_maker": pl.Boolean(),
+    "trade_time": pl.Int64(),  # ms since epoch, UTC (the candle bucket key)
+    "ts_event": pl.Int64(),  # ns since epoch: when the trade happened (T, full precision)
+    "ts_init": pl.Int64(),  # ns since epoch: when candleflow first saw it (SQS SentTimestamp)
+    "event_time": pl.Int64(),  # ms since epoch: Binance's event time E
+    "raw": pl.String(),
+    "message_id": pl.String(),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A line kept aside with the reason it was not accepted."""
+
+    message_id: str
+    raw: str
+    reason: str
+
+
+def lines_frame(messages: list[tuple[str, int, bytes]]) -> pl.DataFrame:
+    """One row per non-blank line of each decoded body: (message id, SQS sent ms, body)."""
+    ids: list[str] = []
+    sent: list[int] = []
+    raws: list[str] = []
+    for message_id, sent_ms, body in messages:
+        lines = [
+            line
+            for line in body.decode("utf-8", errors="replace").split("\n")
+            if line.strip()
+        ]
+        ids += [message_id] * len(lines)
+        sent += [sent_ms] * len(lines)
+        raws += lines
+    return pl.DataFrame(
+        {"message_id": ids, "sent_ms": sent, "raw": raws}, schema=LINES_SCHEMA
+    )
+
+
+def decode_lines(lines: pl.DataFrame) -> tuple[pl.DataFrame, list[Reject]]:
+    """Parse every line's JSON; returns (rows with the contract fields as text, rejected lines)."""
+    try:
+        return _decode(lines), []
+    except pl.exceptions.PolarsError:
+        pass
+    # Slow path, only for batches holding poison: find the bad lines one by one.
+    keep: list[bool] = []
+    rejects: list[Reject] = []
+    for message_id, raw in lines.select("message_id", "raw").iter_rows():
+        reason = _line_problem(raw)
+        keep.append(reason is None)
+        if reason is not None:
+            rejects.append(Reject(message_id, raw, reason))
+    return _decode(lines.filter(pl.Series(keep, dtype=pl.Boolean))), rejects
+
+
+def _decode(lines: pl.DataFrame) -> pl.DataFrame:
+    decoded = lines.get_column("raw").str.json_decode(_STRUCT)
+    return lines.with_columns(decoded.struct.unnest())
+
+
+def _line_problem(raw: str) -> str | None:
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        return f"not JSON: {exc}"
+    if not isinstance(value, dict):
+        return f"not a JSON object but {type(value).__name__}"
+    nested = [k for k in FIELDS if isinstance(value.get(k), (dict, list))]
+    if nested:
+        return f"field(s) {', '.join(nested)} hold a JSON object or array, not a value"
+    return None
+
+
+def trade_time_ms(column: str = "T") -> pl.Expr:
+    """Trade time in ms from the text field, accepting microseconds; null when not an integer."""
+    t = pl.col(column).cast(pl.Int64, strict=False)
+    return pl.when(t >= MICROS_THRESHOLD).then(t // 1000).otherwise(t)
+
+
+def typed_trades(valid: pl.DataFrame) -> pl.DataFrame:
+    """Cast validated text rows to the lake's trade schema (exact decimals, integer times)."""
+    t = pl.col("T").cast(pl.Int64)
+    return valid.select(
+        pl.col("s").alias("symbol"),
+        pl.col("t").cast(pl.Int64).alias("trade_id"),
+        pl.col("p").cast(PRICE).alias("price"),
+        pl.col("q").cast(PRICE).alias("quantity"),
+        (pl.col("m") == "true").alias("is_buyer_maker"),
+        trade_time_ms().alias("trade_time"),
+        pl.when(t >= MICROS_THRESHOLD)
+        .then(t * 1000)
+        .otherwise(t * 1_000_000)
+        .alias("ts_event"),
+        (pl.col("sent_ms") * 1_000_000).alias("ts_init"),
+        trade_time_ms("E").alias("event_time"),
+        pl.col("raw"),
+        pl.col("message_id"),
+    )
+
+
+def distinct_trades(trades: pl.DataFrame) -> pl.DataFrame:
+    """One row per (symbol, trade id): duplicates from redelivery or reconnect overlap collapse."""
+    return trades.unique(
+        subset=["symbol", "trade_id"], keep="first", maintain_order=True
+    )

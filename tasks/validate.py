@@ -1,0 +1,102 @@
+"""The data-quality boundary: great-expectations validates decoded trade rows.
+
+great-expectations takes ~10 s to import, so it is imported once per process, on first use, and its
+context is kept for the life of the process. It gets pandas here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import polars as pl
+
+from tasks.core.expectations import ExpectationSpec
+from tasks.core.trades import FIELDS, Reject, trade_time_ms
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationOutcome:
+    """What the flow branches on: the rows that passed, the rejects with reasons, and counts."""
+
+    valid: pl.DataFrame
+    rejects: list[Reject]
+    checked: int
+    failed_expectations: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not self.rejects
+
+
+@cache
+def _batch_definition() -> Any:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False}  # type: ignore[assignment]
+    asset = context.data_sources.add_pandas(name="candleflow").add_dataframe_asset(
+        name="trades"
+    )
+    return asset.add_batch_definition_whole_dataframe("micro-batch")
+
+
+@cache
+def _expectation_module() -> Any:
+    import great_expectations.expectations as gxe
+
+    return gxe
+
+
+def warm_up() -> None:
+    """Import great-expectations and build its context now rather than inside the first batch."""
+    _batch_definition()
+    _expectation_module()
+
+
+def validate_trades(
+    rows: pl.DataFrame, suite: list[ExpectationSpec]
+) -> ValidationOutcome:
+    """Run the suite over decoded rows; a row failing any expectation is rejected with every reason."""
+    if rows.height == 0:
+        return ValidationOutcome(rows, [], 0)
+    import great_expectations as gx
+
+    gxe = _expectation_module()
+    frame = rows.select(*FIELDS, trade_time_ms().alias("trade_time_ms")).to_pandas()
+    expectations = [getattr(gxe, spec.kind)(**spec.kwargs) for spec in suite]
+    batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
+    result = batch.validate(
+        gx.ExpectationSuite(name="trades", expectations=expectations),
+        result_format={"result_format": "COMPLETE"},
+    )
+    reasons: dict[int, list[str]] = {}
+    failed: dict[str, int] = {}
+    for spec, outcome in zip(suite, result.results, strict=True):
+        if outcome.success:
+            continue
+        exception = (outcome.exception_info or {}).get("raised_exception")
+        if exception:
+            raise RuntimeError(
+                f"expectation {spec.kind}{spec.kwargs} could not run: {outcome}"
+            )
+        indices = outcome.result.get("unexpected_index_list") or []
+        failed[spec.reason] = len(indices)
+        for i in indices:
+            reasons.setdefault(int(i), []).append(spec.reason)
+    if not reasons:
+        return ValidationOutcome(rows, [], rows.height, failed)
+    bad = pl.Series(sorted(reasons), dtype=pl.UInt32)
+    mask = pl.Series([False] * rows.height).scatter(bad, True)
+    rejects = [
+        Reject(message_id, raw, "; ".join(reasons[i]))
+        for i, (message_id, raw) in zip(
+            bad.to_list(),
+            rows.filter(mask).select("message_id", "raw").iter_rows(),
+            strict=True,
+        )
+    ]
+    return ValidationOutcome(rows.filter(~mask), rejects, rows.height, failed)
