@@ -239,7 +239,9 @@ class BinanceStream:
             if age >= self._max_age_s:
                 return "rotate"
             timeout = min(self._silence_s - quiet, self._max_age_s - age)
-            await asyncio.wait({conn.reader, stop_waiter}, timeout=timeout)
+            await asyncio.wait(
+                {conn.reader, stop_waiter}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
 
     async def _overlap(self, new: _Connection, stop_waiter: asyncio.Task[bool]) -> None:
         """Let the new connection deliver its first frame (or fail, or time out) before the old closes."""
