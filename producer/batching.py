@@ -71,7 +71,8 @@ class Packer:
         self.gzip_min_bytes = gzip_min_bytes
         self.flush_interval_s = flush_interval_s
         self.max_raw_bytes = max_raw_bytes
-        self._ratio = 1.0
+        self._ratio = 1.0  # encoded / raw bytes; 1.0 is safe before anything was compressed
+        self._ratio_known = False
         self._trades: list[TradeFrame] = []
         self._raw = 0
         self._first_at: float | None = None
@@ -126,7 +127,10 @@ class Packer:
         raw_bytes = sum(len(line) for line in lines) + len(lines) - 1
         if encoded.gzipped:
             observed = len(encoded.body) / raw_bytes
-            self._ratio = _RATIO_WEIGHT * observed + (1 - _RATIO_WEIGHT) * self._ratio
+            if self._ratio_known:
+                self._ratio = _RATIO_WEIGHT * observed + (1 - _RATIO_WEIGHT) * self._ratio
+            else:
+                self._ratio, self._ratio_known = observed, True
         if _encoded_size(encoded) > self.max_message_bytes and len(trades) > 1:
             half = len(trades) // 2
             return self._encode(trades[:half]) + self._encode(trades[half:])

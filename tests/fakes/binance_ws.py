@@ -79,6 +79,8 @@ class ConnectionLog:
     frames_sent: int = 0
     dropped: bool = False
     silenced: bool = False
+    close_code: int | None = None
+    latency_s: float = 0.0  # last ping round trip; stays 0 until a client answers a ping
 
 
 @dataclass(eq=False)
@@ -142,6 +144,8 @@ class FakeBinance:
             await ws.wait_closed()
         finally:
             log.closed_at = time.monotonic()
+            log.close_code = ws.close_code
+            log.latency_s = ws.latency
             self._forget(client)
 
     async def play(self) -> None:
@@ -179,10 +183,9 @@ class FakeBinance:
             # already written is still delivered first.
             assert client.ws.transport is not None
             client.ws.transport.close()
-        elif self._silent_after is not None and sent >= self._silent_after:
-            if self._silences_left > 0:
-                self._silences_left -= 1
-                client.log.silenced = True
+        elif self._silent_after is not None and sent >= self._silent_after and self._silences_left:
+            self._silences_left -= 1
+            client.log.silenced = True
 
     def _forget(self, client: _Client) -> None:
         if client in self._clients:

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from producer.parse import TradeFrame, parse_frame
 
-TRADE_TIME_MS = 1_723_161_255_342  # 2024-08-08T23:54:15.342Z, the first BTCUSDT trade of the capture
+TRADE_TIME_MS = (
+    1_723_161_255_342  # 2024-08-08T23:54:15.342Z, the first BTCUSDT trade of the capture
+)
 
 
 def make_trade_data(

@@ -48,7 +48,9 @@ def drain_lines(aws: AwsEnv) -> list[bytes]:
         messages = receive(sqs, url, max_messages=10, wait_s=0)
         empty = 0 if messages else empty + 1
         for m in messages:
-            body = decode_body(m.body, m.attributes.get(CONTENT_ENCODING), aws.settings.max_body_bytes)
+            body = decode_body(
+                m.body, m.attributes.get(CONTENT_ENCODING), aws.settings.max_body_bytes
+            )
             lines += body.split(b"\n")
         delete(sqs, url, [m.receipt_handle for m in messages])
     return lines
