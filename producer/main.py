@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import time
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -101,8 +102,9 @@ class Producer:
                     asyncio.create_task(self._report(), name="producer-stats"),
                 ]
                 try:
-                    async for text in self.source.frames():
-                        self._receive(text)
+                    async with aclosing(self.source.frames()) as frames:
+                        async for text in frames:
+                            self._receive(text)
                 finally:
                     for task in helpers:
                         task.cancel()

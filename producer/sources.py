@@ -13,7 +13,7 @@ import heapq
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -37,7 +37,7 @@ class Source(Protocol):
 
     description: str
 
-    def frames(self) -> AsyncIterator[str]: ...
+    def frames(self) -> AsyncGenerator[str, None]: ...
 
     def stop(self) -> None: ...
 
@@ -56,7 +56,7 @@ class BinanceSource:
         self.stream = BinanceStream(settings, symbols, clock=clock, rng=rng)
         self.description = f"Binance {self.stream.url}"
 
-    def frames(self) -> AsyncIterator[str]:
+    def frames(self) -> AsyncGenerator[str, None]:
         return self.stream.frames()
 
     def stop(self) -> None:
@@ -94,7 +94,7 @@ class ReplaySource:
     def stop(self) -> None:
         self._stopping.set()
 
-    async def frames(self) -> AsyncIterator[str]:
+    async def frames(self) -> AsyncGenerator[str, None]:
         merged = heapq.merge(*(self._read(path) for path in self.files), key=_recv_ns)
         started_at = 0.0
         first_ns: int | None = None

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -117,7 +117,7 @@ class BinanceStream:
         """End ``frames()`` after the frames already received; connections are closed."""
         self._stopping.set()
 
-    async def frames(self) -> AsyncIterator[str]:
+    async def frames(self) -> AsyncGenerator[str, None]:
         """Every frame received, in arrival order; raises ``StreamConnectError`` if Binance is unreachable."""
         supervisor = asyncio.create_task(self._supervise(), name="binance-stream")
         getter: asyncio.Task[str] | None = None
@@ -161,7 +161,14 @@ class BinanceStream:
                     continue
                 if current is not None:
                     await self._overlap(new, stop_waiter)
+                    if new.frames == 0 and new.reader is not None and new.reader.done():
+                        # The replacement died before streaming: keep the old one, try again.
+                        await self._retire(new)
+                        await self._pause(failures, f"replacement #{new.number} closed at once")
+                        failures += 1
+                        continue
                     await self._retire(current)
+                    failures = 0
                 current = new
                 outcome = await self._watch(current, stop_waiter)
                 if outcome == "rotate":
@@ -173,13 +180,14 @@ class BinanceStream:
                     )
                     continue
                 lived = self._clock() - current.opened_at
+                number = current.number
                 await self._retire(current)
                 current = None
                 if outcome == "stop":
                     break
                 if lived >= self._healthy_after_s:
                     failures = 0
-                await self._pause(failures, outcome)
+                await self._pause(failures, f"connection #{number} {outcome}")
                 failures += 1
         finally:
             stop_waiter.cancel()

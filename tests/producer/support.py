@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 
 from producer.main import Producer, ProducerStats
@@ -65,7 +65,7 @@ class StopWhenSeen:
         self.seen: set[tuple[str, int]] = set()
         self.description = f"{inner.description} (until {len(wanted)} trades are seen)"
 
-    async def frames(self) -> AsyncIterator[str]:
+    async def frames(self) -> AsyncGenerator[str, None]:
         async for text in self.inner.frames():
             envelope = json.loads(text)
             if envelope["stream"].endswith("@trade"):
