@@ -26,10 +26,14 @@ class Provisioned:
 
 
 def provision(clients: AwsClients, spec: ResourceSpec) -> Provisioned:
-    dlq_url = _queue(clients, spec.queue.dlq_name, {"MessageRetentionPeriod": str(spec.queue.dlq_retention_s)})
-    dlq_arn = clients.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
+    dlq_url = _queue(
+        clients,
+        spec.queue.dlq_name,
+        {"MessageRetentionPeriod": str(spec.queue.dlq_retention_s)},
+    )
+    dlq_arn = clients.sqs.get_queue_attributes(
+        QueueUrl=dlq_url, AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
     queue_url = _queue(
         clients,
         spec.queue.name,
@@ -37,7 +41,10 @@ def provision(clients: AwsClients, spec: ResourceSpec) -> Provisioned:
             "VisibilityTimeout": str(spec.queue.visibility_timeout_s),
             "MessageRetentionPeriod": str(spec.queue.retention_s),
             "RedrivePolicy": json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(spec.queue.max_receive_count)}
+                {
+                    "deadLetterTargetArn": dlq_arn,
+                    "maxReceiveCount": str(spec.queue.max_receive_count),
+                }
             ),
         },
     )
@@ -46,17 +53,28 @@ def provision(clients: AwsClients, spec: ResourceSpec) -> Provisioned:
     with translate("sns", "CreateTopic", spec.alerts_topic):
         topic_arn = clients.sns.create_topic(Name=spec.alerts_topic)["TopicArn"]
     _glue_database(clients, spec.glue_database)
-    return Provisioned(queue_url, dlq_url, spec.bucket.name, spec.table.name, topic_arn, spec.glue_database)
+    return Provisioned(
+        queue_url,
+        dlq_url,
+        spec.bucket.name,
+        spec.table.name,
+        topic_arn,
+        spec.glue_database,
+    )
 
 
 def _queue(clients: AwsClients, name: str, attributes: dict[str, str]) -> str:
     try:
         url = clients.sqs.get_queue_url(QueueName=name)["QueueUrl"]
     except ClientError as exc:
-        if "NonExistentQueue" not in error_code(exc) and "QueueDoesNotExist" not in error_code(exc):
+        if "NonExistentQueue" not in error_code(
+            exc
+        ) and "QueueDoesNotExist" not in error_code(exc):
             raise
         with translate("sqs", "CreateQueue", name):
-            url = clients.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]  # type: ignore[arg-type]
+            url = clients.sqs.create_queue(QueueName=name, Attributes=attributes)[
+                "QueueUrl"
+            ]  # type: ignore[arg-type]
         log.info("created queue %s", name)
         return url
     with translate("sqs", "SetQueueAttributes", name):
@@ -118,6 +136,9 @@ def _glue_database(clients: AwsClients, name: str) -> None:
             raise
     with translate("glue", "CreateDatabase", name):
         clients.glue.create_database(
-            DatabaseInput={"Name": name, "Description": "candleflow lake: trades and candles"}
+            DatabaseInput={
+                "Name": name,
+                "Description": "candleflow lake: trades and candles",
+            }
         )
     log.info("created Glue database %s", name)

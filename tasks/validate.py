@@ -13,8 +13,8 @@ from typing import Any
 
 import polars as pl
 
-from tasks.core.expectations import ExpectationSpec
-from tasks.core.trades import FIELDS, Reject, trade_time_ms
+from tasks.core.expectations import COLUMNS, ExpectationSpec
+from tasks.core.trades import Reject, trade_time_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +66,14 @@ def validate_trades(
     import great_expectations as gx
 
     gxe = _expectation_module()
-    frame = rows.select(*FIELDS, trade_time_ms().alias("trade_time_ms")).to_pandas()
-    expectations = [getattr(gxe, spec.kind)(**spec.kwargs) for spec in suite]
+    frame = rows.select(
+        *[pl.col(wire).alias(name) for wire, name in COLUMNS.items()],
+        trade_time_ms().alias("trade_time_ms"),
+    ).to_pandas()
+    expectations = [
+        getattr(gxe, spec.kind)(**spec.kwargs, meta={"reason": spec.reason})
+        for spec in suite
+    ]
     batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
     result = batch.validate(
         gx.ExpectationSuite(name="trades", expectations=expectations),
@@ -75,18 +81,19 @@ def validate_trades(
     )
     reasons: dict[int, list[str]] = {}
     failed: dict[str, int] = {}
-    for spec, outcome in zip(suite, result.results, strict=True):
+    for outcome in result.results:  # not in suite order: the reason travels in meta
         if outcome.success:
             continue
-        exception = (outcome.exception_info or {}).get("raised_exception")
-        if exception:
-            raise RuntimeError(
-                f"expectation {spec.kind}{spec.kwargs} could not run: {outcome}"
-            )
-        indices = outcome.result.get("unexpected_index_list") or []
-        failed[spec.reason] = len(indices)
+        config = outcome.expectation_config
+        indices = outcome.result.get("unexpected_index_list")
+        if (
+            config is None or indices is None
+        ):  # it failed to run at all, e.g. a missing column
+            raise RuntimeError(f"an expectation could not run: {outcome}")
+        reason = str((config.meta or {})["reason"])
+        failed[reason] = failed.get(reason, 0) + len(indices)
         for i in indices:
-            reasons.setdefault(int(i), []).append(spec.reason)
+            reasons.setdefault(int(i), []).append(reason)
     if not reasons:
         return ValidationOutcome(rows, [], rows.height, failed)
     bad = pl.Series(sorted(reasons), dtype=pl.UInt32)

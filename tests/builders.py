@@ -54,7 +54,9 @@ def trades_frame(trades: list[Trade]) -> pl.DataFrame:
             "symbol": [t.symbol for t in trades],
             "trade_id": [t.trade_id for t in trades],
             "price": pl.Series([t.price for t in trades], dtype=pl.String).cast(PRICE),
-            "quantity": pl.Series([t.quantity for t in trades], dtype=pl.String).cast(PRICE),
+            "quantity": pl.Series([t.quantity for t in trades], dtype=pl.String).cast(
+                PRICE
+            ),
             "is_buyer_maker": [t.is_buyer_maker for t in trades],
             "trade_time": pl.Series([t.trade_time for t in trades], dtype=pl.Int64),
         },
@@ -101,11 +103,15 @@ class RefCandle:
     last_trade_id: int
 
 
-def reference_candles(trades: list[Trade], interval_ms: int = 60_000) -> dict[tuple[str, int], RefCandle]:
+def reference_candles(
+    trades: list[Trade], interval_ms: int = 60_000
+) -> dict[tuple[str, int], RefCandle]:
     distinct = {(t.symbol, t.trade_id): t for t in trades}
     buckets: dict[tuple[str, int], list[Trade]] = {}
     for t in distinct.values():
-        buckets.setdefault((t.symbol, t.trade_time - t.trade_time % interval_ms), []).append(t)
+        buckets.setdefault(
+            (t.symbol, t.trade_time - t.trade_time % interval_ms), []
+        ).append(t)
     out = {}
     for key, ts in buckets.items():
         ts.sort(key=lambda t: t.trade_id)
@@ -118,7 +124,9 @@ def reference_candles(trades: list[Trade], interval_ms: int = 60_000) -> dict[tu
             low=min(prices),
             close=prices[-1],
             volume=sum((Decimal(t.quantity) for t in ts), Decimal(0)),
-            quote_volume=sum((Decimal(t.price) * Decimal(t.quantity) for t in ts), Decimal(0)),
+            quote_volume=sum(
+                (Decimal(t.price) * Decimal(t.quantity) for t in ts), Decimal(0)
+            ),
             trade_count=len(ts),
             taker_buy_volume=sum((Decimal(t.quantity) for t in taker), Decimal(0)),
             taker_buy_quote_volume=sum(

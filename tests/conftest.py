@@ -80,3 +80,13 @@ def aws(moto_endpoint: str) -> AwsEnv:
     spec = resource_spec(settings)
     clients = AwsClients()
     return AwsEnv(moto_endpoint, settings, spec, provision(clients, spec), clients)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One Prefect test server for the whole session (its first start runs database migrations)."""
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield

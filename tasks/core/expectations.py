@@ -9,9 +9,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-DECIMAL_TEXT = r"^[0-9]{1,29}(\.[0-9]{1,8})?$"
+DECIMAL_TEXT = r"^[0-9]{1,29}(?:\.[0-9]{1,8})?$"
 INTEGER_TEXT = r"^[0-9]{1,19}$"
 POSITIVE_TEXT = r"[1-9]"
+
+# Columns as great-expectations sees them: it matches column names case-insensitively, so Binance's
+# one-letter fields (t and T, e and E) get descriptive names. Reasons still name the wire field.
+COLUMNS = {
+    "e": "event_type",
+    "E": "event_time",
+    "s": "symbol",
+    "t": "trade_id",
+    "p": "price",
+    "q": "quantity",
+    "T": "trade_time",
+    "m": "is_buyer_maker",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,26 +42,28 @@ def trade_suite(
     """Schema, types, positive price and quantity, known symbol, sane trade time."""
     required = [
         ExpectationSpec(
-            "ExpectColumnValuesToNotBeNull", {"column": c}, f"field {c!r} is missing"
+            "ExpectColumnValuesToNotBeNull",
+            {"column": COLUMNS[c]},
+            f"field {c!r} is missing",
         )
-        for c in ("e", "E", "s", "t", "p", "q", "T", "m")
+        for c in COLUMNS
     ]
     return [
         *required,
         ExpectationSpec(
             "ExpectColumnValuesToBeInSet",
-            {"column": "e", "value_set": ["trade"]},
+            {"column": COLUMNS["e"], "value_set": ["trade"]},
             "event type 'e' is not 'trade'",
         ),
         ExpectationSpec(
             "ExpectColumnValuesToBeInSet",
-            {"column": "s", "value_set": sorted(symbols)},
+            {"column": COLUMNS["s"], "value_set": sorted(symbols)},
             f"unknown symbol (CANDLEFLOW_SYMBOLS is {','.join(symbols)})",
         ),
         *[
             ExpectationSpec(
                 "ExpectColumnValuesToMatchRegex",
-                {"column": c, "regex": INTEGER_TEXT},
+                {"column": COLUMNS[c], "regex": INTEGER_TEXT},
                 f"field {c!r} is not a non-negative integer",
             )
             for c in ("t", "T", "E")
@@ -56,24 +71,24 @@ def trade_suite(
         *[
             ExpectationSpec(
                 "ExpectColumnValuesToMatchRegex",
-                {"column": c, "regex": DECIMAL_TEXT},
+                {"column": COLUMNS[c], "regex": DECIMAL_TEXT},
                 f"field {c!r} is not a decimal with at most 8 places",
             )
             for c in ("p", "q")
         ],
         ExpectationSpec(
             "ExpectColumnValuesToMatchRegex",
-            {"column": "p", "regex": POSITIVE_TEXT},
+            {"column": COLUMNS["p"], "regex": POSITIVE_TEXT},
             "price 'p' is not positive",
         ),
         ExpectationSpec(
             "ExpectColumnValuesToMatchRegex",
-            {"column": "q", "regex": POSITIVE_TEXT},
+            {"column": COLUMNS["q"], "regex": POSITIVE_TEXT},
             "quantity 'q' is not positive",
         ),
         ExpectationSpec(
             "ExpectColumnValuesToBeInSet",
-            {"column": "m", "value_set": ["true", "false"]},
+            {"column": COLUMNS["m"], "value_set": ["true", "false"]},
             "field 'm' is not a boolean",
         ),
         ExpectationSpec(

@@ -7,7 +7,13 @@ from hypothesis import strategies as st
 
 from tasks.core.candles import aggregate, exclude_known, merge, plan_empty_fill
 from tasks.core.models import Candle, Interval, empty_candle
-from tests.builders import BASE_TIME, Trade, capture_trades, reference_candles, trades_frame
+from tests.builders import (
+    BASE_TIME,
+    Trade,
+    capture_trades,
+    reference_candles,
+    trades_frame,
+)
 
 MINUTE = 60_000
 
@@ -36,8 +42,17 @@ def trade_sets(draw: st.DrawFn) -> list[Trade]:
 def as_reference(candles: list[Candle]) -> dict[tuple[str, int], tuple[object, ...]]:
     return {
         (c.symbol, c.open_time): (
-            c.open, c.high, c.low, c.close, c.volume, c.quote_volume, c.trade_count,
-            c.taker_buy_volume, c.taker_buy_quote_volume, c.first_trade_id, c.last_trade_id,
+            c.open,
+            c.high,
+            c.low,
+            c.close,
+            c.volume,
+            c.quote_volume,
+            c.trade_count,
+            c.taker_buy_volume,
+            c.taker_buy_quote_volume,
+            c.first_trade_id,
+            c.last_trade_id,
         )
         for c in candles
     }
@@ -46,8 +61,17 @@ def as_reference(candles: list[Candle]) -> dict[tuple[str, int], tuple[object, .
 def reference(trades: list[Trade]) -> dict[tuple[str, int], tuple[object, ...]]:
     return {
         k: (
-            r.open, r.high, r.low, r.close, r.volume, r.quote_volume, r.trade_count,
-            r.taker_buy_volume, r.taker_buy_quote_volume, r.first_trade_id, r.last_trade_id,
+            r.open,
+            r.high,
+            r.low,
+            r.close,
+            r.volume,
+            r.quote_volume,
+            r.trade_count,
+            r.taker_buy_volume,
+            r.taker_buy_quote_volume,
+            r.first_trade_id,
+            r.last_trade_id,
         )
         for k, r in reference_candles(trades).items()
     }
@@ -82,7 +106,9 @@ def test_shuffled_duplicated_split_batches_give_the_same_candles(
     delivered = trades + rnd.sample(trades, k=len(trades) // 2)  # redeliveries
     rnd.shuffle(delivered)
     cuts = sorted(rnd.randint(0, len(delivered)) for _ in range(parts - 1))
-    chunks = [delivered[a:b] for a, b in zip([0, *cuts], [*cuts, len(delivered)], strict=True)]
+    chunks = [
+        delivered[a:b] for a, b in zip([0, *cuts], [*cuts, len(delivered)], strict=True)
+    ]
     assert as_reference(upsert_in_parts(chunks)) == reference(trades)
 
 
@@ -95,16 +121,25 @@ def test_candle_invariants_hold(trades: list[Trade]) -> None:
 
 
 def test_a_redelivered_batch_changes_nothing() -> None:
-    trades = [Trade(trade_id=i, price=f"{100 + i}.5", trade_time=BASE_TIME + i) for i in range(5)]
+    trades = [
+        Trade(trade_id=i, price=f"{100 + i}.5", trade_time=BASE_TIME + i)
+        for i in range(5)
+    ]
     once = upsert_in_parts([trades])
-    assert as_reference(upsert_in_parts([trades, trades, trades[2:]])) == as_reference(once)
+    assert as_reference(upsert_in_parts([trades, trades, trades[2:]])) == as_reference(
+        once
+    )
 
 
 def test_exclude_known_keeps_only_new_ids() -> None:
     stored = aggregate(trades_frame([Trade(trade_id=i) for i in (1, 2, 3, 7)]))
-    fresh = exclude_known(trades_frame([Trade(trade_id=i) for i in range(0, 10)]), stored)
+    fresh = exclude_known(
+        trades_frame([Trade(trade_id=i) for i in range(0, 10)]), stored
+    )
     assert sorted(fresh["trade_id"].to_list()) == [0, 4, 5, 6, 8, 9]
-    other_symbol = exclude_known(trades_frame([Trade(symbol="ETHUSDT", trade_id=2)]), stored)
+    other_symbol = exclude_known(
+        trades_frame([Trade(symbol="ETHUSDT", trade_id=2)]), stored
+    )
     assert other_symbol["trade_id"].to_list() == [2]
 
 
@@ -122,9 +157,13 @@ def test_empty_minutes_between_traded_minutes_carry_the_previous_close() -> None
     assert all(w.volume == 0 and w.trade_count == 0 and w.is_empty for w in writes)
     # Once written, nothing is left to do; a stale empty kline is rewritten with its version.
     assert plan_empty_fill(candles + writes, limit=100) == ([], 0)
-    stale = empty_candle("BTCUSDT", Interval.M1, BASE_TIME + MINUTE, Decimal("9")).with_version(4)
+    stale = empty_candle(
+        "BTCUSDT", Interval.M1, BASE_TIME + MINUTE, Decimal("9")
+    ).with_version(4)
     fixed, _ = plan_empty_fill([*candles, stale, writes[1]], limit=100)
-    assert [(w.open_time, w.close, w.version) for w in fixed] == [(BASE_TIME + MINUTE, Decimal("11"), 4)]
+    assert [(w.open_time, w.close, w.version) for w in fixed] == [
+        (BASE_TIME + MINUTE, Decimal("11"), 4)
+    ]
     assert plan_empty_fill(candles, limit=1) == ([], 2)
 
 

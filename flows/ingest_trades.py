@@ -1,0 +1,64 @@
+"""ingest-trades: drain the trades queue in micro-batches into the lake and the 1m candles table.
+
+Per batch: receive -> decode + validate -> quarantine/DLQ the bad -> lake (raw NDJSON + Parquet)
+-> upsert 1m candles -> empty klines -> delete the messages. Messages are deleted only after every
+durable write, and every write is idempotent, so a crash anywhere means a harmless redelivery.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from tasks.ingest import (
+    IngestReport,
+    batch_report,
+    connect,
+    decode_and_validate,
+    delete_messages,
+    fill_empty_candles,
+    keep_rejects,
+    monotonic,
+    now_ms,
+    receive_batch,
+    upsert_candles,
+    write_lake,
+)
+from tasks.settings import Settings
+
+
+@flow(name="ingest-trades")
+def ingest_trades(
+    max_seconds: float | None = None, until_empty: bool = True
+) -> IngestReport:
+    """Drain the queue until it is empty (``until_empty``) or ``max_seconds`` have passed."""
+    logger = get_run_logger()
+    settings = Settings()
+    ctx = connect(settings)
+    report = IngestReport()
+    started = monotonic()
+    while max_seconds is None or monotonic() - started < max_seconds:
+        batch = receive_batch(ctx, settings.receive_wait_s)
+        if not batch.messages:
+            if until_empty and batch.drained:
+                break
+            continue
+        began = monotonic()
+        parsed = decode_and_validate(ctx, batch, now_ms())
+        keep_rejects(ctx, parsed, min(m.sent_timestamp_ms for m in batch.messages))
+        new, stored, objects = write_lake(ctx, parsed.trades)
+        written = upsert_candles(ctx, new, stored)
+        empty = fill_empty_candles(ctx, written)
+        delete_messages(ctx, batch)
+        done = batch_report(
+            batch, parsed, new.height, objects, len(written), empty, monotonic() - began
+        )
+        report += done
+        logger.info("batch %d: %s", report.batches, done.summary())
+    logger.info("ingest done: %s", report.summary())
+    create_markdown_artifact(
+        key="ingest-report",
+        markdown=f"**ingest-trades**: {report.summary()}",
+        description="ingest",
+    )
+    return report

@@ -1,0 +1,180 @@
+"""DynamoDB adapter: the candles table (partition key ``marketid``, sort key ``timestamp``).
+
+Every write is conditional on the item's ``version`` (optimistic locking), so two workers upserting
+the same minute cannot lose each other's trades: the loser gets ``ConflictError``, re-reads and merges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from tasks.aws._errors import error_code, translate
+from tasks.core.candles import id_ranges_text, parse_id_ranges
+from tasks.core.keys import iso_time, market_id
+from tasks.core.models import Candle, Interval
+from tasks.errors import ConflictError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_DECIMALS = (
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "taker_buy_volume",
+    "taker_buy_quote_volume",
+)
+CandleKey = tuple[str, Interval, int]
+
+
+def _n(value: Decimal | int) -> dict[str, str]:
+    if isinstance(value, Decimal):
+        text = format(value.normalize(), "f") if value else "0"
+        return {"N": text}
+    return {"N": str(value)}
+
+
+def key_of(symbol: str, interval: Interval, open_time: int) -> dict[str, Any]:
+    return {
+        "marketid": {"S": market_id(symbol, interval)},
+        "timestamp": {"S": iso_time(open_time)},
+    }
+
+
+def to_item(candle: Candle, version: int) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        **key_of(candle.symbol, candle.interval, candle.open_time),
+        "symbol": {"S": candle.symbol},
+        "interval": {"S": candle.interval.value},
+        "open_time": _n(candle.open_time),
+        "close_time": _n(candle.close_time),
+        "trade_count": _n(candle.trade_count),
+        "trade_ids": {"S": id_ranges_text(candle.trade_ids)},
+        "version": _n(version),
+    }
+    for name in _DECIMALS:
+        item[name] = _n(getattr(candle, name))
+    if candle.first_trade_id is not None and candle.last_trade_id is not None:
+        item["first_trade_id"] = _n(candle.first_trade_id)
+        item["last_trade_id"] = _n(candle.last_trade_id)
+    return item
+
+
+def from_item(item: dict[str, Any]) -> Candle:
+    def opt_int(name: str) -> int | None:
+        return int(item[name]["N"]) if name in item else None
+
+    return Candle(
+        symbol=item["symbol"]["S"],
+        interval=Interval(item["interval"]["S"]),
+        open_time=int(item["open_time"]["N"]),
+        trade_count=int(item["trade_count"]["N"]),
+        first_trade_id=opt_int("first_trade_id"),
+        last_trade_id=opt_int("last_trade_id"),
+        trade_ids=parse_id_ranges(item.get("trade_ids", {}).get("S", "")),
+        version=int(item["version"]["N"]),
+        **{name: Decimal(item[name]["N"]) for name in _DECIMALS},  # type: ignore[arg-type]
+    )
+
+
+def get_candles(
+    client: DynamoDBClient, table: str, keys: list[CandleKey]
+) -> dict[CandleKey, Candle]:
+    """Strongly consistent reads of the given candles; absent ones are simply not in the result."""
+    found: dict[CandleKey, Candle] = {}
+    unique = list(dict.fromkeys(keys))
+    for start in range(0, len(unique), 100):
+        request: Any = {
+            table: {
+                "Keys": [key_of(*k) for k in unique[start : start + 100]],
+                "ConsistentRead": True,
+            }
+        }
+        while request:
+            with translate("dynamodb", "BatchGetItem", f"table {table!r}"):
+                response = client.batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(table, []):
+                candle = from_item(item)
+                found[(candle.symbol, candle.interval, candle.open_time)] = candle
+            request = response.get("UnprocessedKeys") or None
+    return found
+
+
+def put_candle(client: DynamoDBClient, table: str, candle: Candle) -> Candle:
+    """Write ``candle`` if the stored item still has ``candle.version``; returns it with its new version."""
+    new_version = candle.version + 1
+    try:
+        with translate("dynamodb", "PutItem", f"table {table!r}"):
+            client.put_item(
+                TableName=table,
+                Item=to_item(candle, new_version),
+                # Optimistic lock: fails if another writer changed the item since we read it.
+                ConditionExpression="attribute_not_exists(marketid) OR version = :v",
+                ExpressionAttributeValues={":v": {"N": str(candle.version)}},
+            )
+    except Exception as exc:
+        cause = exc.__cause__
+        if (
+            isinstance(cause, ClientError)
+            and error_code(cause) == "ConditionalCheckFailedException"
+        ):
+            raise ConflictError(
+                f"{market_id(candle.symbol, candle.interval)} {iso_time(candle.open_time)} changed"
+            ) from exc
+        raise
+    return candle.with_version(new_version)
+
+
+def query_candles(
+    client: DynamoDBClient,
+    table: str,
+    symbol: str,
+    interval: Interval,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    *,
+    descending: bool = False,
+    limit: int | None = None,
+) -> Iterator[Candle]:
+    """Candles of one market with ``start_ms <= open_time <= end_ms``, in time order, paginated."""
+    condition = "marketid = :m"
+    values: dict[str, Any] = {":m": {"S": market_id(symbol, interval)}}
+    if start_ms is not None and end_ms is not None:
+        condition += " AND #ts BETWEEN :a AND :b"
+        values.update({":a": {"S": iso_time(start_ms)}, ":b": {"S": iso_time(end_ms)}})
+    elif start_ms is not None:
+        condition += " AND #ts >= :a"
+        values[":a"] = {"S": iso_time(start_ms)}
+    elif end_ms is not None:
+        condition += " AND #ts <= :b"
+        values[":b"] = {"S": iso_time(end_ms)}
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": condition,
+        "ExpressionAttributeValues": values,
+        "ScanIndexForward": not descending,
+        "ConsistentRead": True,
+    }
+    if "#ts" in condition:
+        kwargs["ExpressionAttributeNames"] = {"#ts": "timestamp"}
+    returned = 0
+    while True:
+        if limit is not None:
+            kwargs["Limit"] = min(1000, limit - returned)
+        with translate("dynamodb", "Query", f"table {table!r}"):
+            response = client.query(**kwargs)
+        for item in response.get("Items", []):
+            yield from_item(item)
+            returned += 1
+        if "LastEvaluatedKey" not in response or (
+            limit is not None and returned >= limit
+        ):
+            return
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]

@@ -1,0 +1,344 @@
+"""Prefect tasks of the ingest flow: each carries its retries and logging; logic lives in tasks/core."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import polars as pl
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from infra.spec import ResourceSpec, resource_spec
+from tasks.aws import dynamodb, s3, sqs
+from tasks.aws.clients import AwsClients
+from tasks.core.candles import aggregate, exclude_known, merge, plan_empty_fill
+from tasks.core.contract import CONTENT_ENCODING, decode_body
+from tasks.core.expectations import trade_suite
+from tasks.core.lake import quarantine_object, trade_objects
+from tasks.core.models import Candle, Interval
+from tasks.core.trades import (
+    Reject,
+    decode_lines,
+    distinct_trades,
+    lines_frame,
+    typed_trades,
+)
+from tasks.errors import ConflictError, DecodeError
+from tasks.settings import Settings
+from tasks.validate import validate_trades, warm_up
+
+MAX_CONFLICT_RETRIES = 20
+
+
+@dataclass(frozen=True)
+class IngestContext:
+    """What every task of one flow run shares: settings, resource names, clients, queue URLs."""
+
+    settings: Settings
+    spec: ResourceSpec
+    clients: AwsClients
+    queue_url: str
+    dlq_url: str
+
+
+@dataclass(frozen=True)
+class Batch:
+    messages: list[sqs.ReceivedMessage]
+    drained: bool = False  # nothing received and the queue reported no visible messages
+
+    @property
+    def receipt_handles(self) -> list[str]:
+        return [m.receipt_handle for m in self.messages]
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A decoded, validated micro-batch: distinct accepted trades, rejected lines, dead letters."""
+
+    trades: pl.DataFrame
+    lines: int
+    duplicates: int
+    rejects: list[Reject]
+    undecodable: list[tuple[sqs.ReceivedMessage, str]]
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    batches: int = 0
+    messages: int = 0
+    trades: int = 0
+    new_trades: int = 0
+    duplicates: int = 0
+    rejects: int = 0
+    dead_lettered: int = 0
+    candles_written: int = 0
+    empty_candles_written: int = 0
+    lake_objects: int = 0
+    seconds: float = 0.0
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+
+    def __add__(self, other: IngestReport) -> IngestReport:
+        reasons = dict(self.reject_reasons)
+        for k, v in other.reject_reasons.items():
+            reasons[k] = reasons.get(k, 0) + v
+        summed = {
+            f: getattr(self, f) + getattr(other, f)
+            for f in self.__dataclass_fields__
+            if f != "reject_reasons"
+        }
+        return IngestReport(**summed, reject_reasons=reasons)
+
+    def summary(self) -> str:
+        rate = self.trades / self.seconds if self.seconds else 0.0
+        return (
+            f"{self.messages} messages, {self.trades} trades ({self.new_trades} new, "
+            f"{self.duplicates} duplicates), {self.rejects} rejected to quarantine, "
+            f"{self.dead_lettered} dead-lettered, {self.candles_written} candles written "
+            f"(+{self.empty_candles_written} empty), {self.lake_objects} lake objects, "
+            f"{self.batches} batches in {self.seconds:.1f} s ({rate:,.0f} trades/s)"
+        )
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
+def connect(settings: Settings) -> IngestContext:
+    """Resolve the queues (fails with a hint to run `candleflow provision` when they are missing)."""
+    spec = resource_spec(settings)
+    clients = AwsClients()
+    warm_up()
+    return IngestContext(
+        settings,
+        spec,
+        clients,
+        sqs.queue_url(clients.sqs, spec.queue.name),
+        sqs.queue_url(clients.sqs, spec.queue.dlq_name),
+    )
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])
+def receive_batch(ctx: IngestContext, wait_s: int) -> Batch:
+    """Receive up to ``batch_max_messages`` messages; long-polls only while the queue is empty."""
+    messages: list[sqs.ReceivedMessage] = []
+    limit = ctx.settings.batch_max_messages
+    while len(messages) < limit:
+        got = sqs.receive(
+            ctx.clients.sqs,
+            ctx.queue_url,
+            limit - len(messages),
+            0 if messages else wait_s,
+        )
+        if not got:
+            break
+        messages += got
+    if not messages:
+        return Batch([], drained=sqs.depth(ctx.clients.sqs, ctx.queue_url)[0] == 0)
+    return Batch(messages)
+
+
+@task(cache_policy=NO_CACHE)
+def decode_and_validate(ctx: IngestContext, batch: Batch, now_ms: int) -> Parsed:
+    """Decode bodies (contract), parse lines, validate with great-expectations, dedupe by trade id."""
+    decoded: list[tuple[str, int, bytes]] = []
+    undecodable: list[tuple[sqs.ReceivedMessage, str]] = []
+    for m in batch.messages:
+        try:
+            body = decode_body(
+                m.body, m.attributes.get(CONTENT_ENCODING), ctx.settings.max_body_bytes
+            )
+        except DecodeError as exc:
+            undecodable.append((m, str(exc)))
+            continue
+        decoded.append((m.message_id, m.sent_timestamp_ms, body))
+    lines = lines_frame(decoded)
+    rows, bad_json = decode_lines(lines)
+    suite = trade_suite(
+        ctx.settings.symbols,
+        int(ctx.settings.earliest_trade_time.timestamp() * 1000),
+        now_ms + ctx.settings.max_future_skew_s * 1000,
+    )
+    outcome = validate_trades(rows, suite)
+    typed = typed_trades(outcome.valid)
+    trades = distinct_trades(typed)
+    return Parsed(
+        trades,
+        lines.height,
+        typed.height - trades.height,
+        bad_json + outcome.rejects,
+        undecodable,
+    )
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
+def keep_rejects(ctx: IngestContext, parsed: Parsed, received_ms: int) -> None:
+    """Rejected lines to the S3 quarantine; undecodable messages to the DLQ, each with its reason."""
+    logger = get_run_logger()
+    obj = quarantine_object(
+        parsed.rejects, received_ms, ctx.spec.bucket.quarantine_prefix
+    )
+    if obj is not None:
+        s3.put(
+            ctx.clients.s3, ctx.spec.bucket.name, obj.key, obj.body, obj.content_type
+        )
+        reasons = sorted({r.reason for r in parsed.rejects})
+        logger.warning(
+            "%d rejected line(s) kept in s3://%s/%s: %s",
+            len(parsed.rejects),
+            ctx.spec.bucket.name,
+            obj.key,
+            " | ".join(reasons[:5]),
+        )
+    for message, reason in parsed.undecodable:
+        sqs.dead_letter(ctx.clients.sqs, ctx.dlq_url, message, reason)
+        logger.error("message %s moved to the DLQ: %s", message.message_id, reason)
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
+def write_lake(
+    ctx: IngestContext, trades: pl.DataFrame
+) -> tuple[pl.DataFrame, dict[dynamodb.CandleKey, Candle], int]:
+    """Write trades no stored candle holds yet to the lake; returns them, the stored candles, objects."""
+    keys = [
+        (s, Interval.M1, Interval.M1.floor(t))
+        for s, t in trades.select("symbol", "trade_time").unique().iter_rows()
+    ]
+    stored = dynamodb.get_candles(ctx.clients.dynamodb, ctx.spec.table.name, keys)
+    new = exclude_known(trades, stored.values())
+    objects = trade_objects(
+        new, ctx.spec.bucket.raw_prefix, ctx.spec.bucket.trades_prefix
+    )
+    for obj in objects:
+        s3.put(
+            ctx.clients.s3, ctx.spec.bucket.name, obj.key, obj.body, obj.content_type
+        )
+    return new, stored, len(objects)
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
+def upsert_candles(
+    ctx: IngestContext, new: pl.DataFrame, stored: dict[dynamodb.CandleKey, Candle]
+) -> list[Candle]:
+    """Merge new trades into the stored 1m candles with conditional writes; re-read on conflicts."""
+    client, table = ctx.clients.dynamodb, ctx.spec.table.name
+    minutes = new.with_columns(
+        open_time=pl.col("trade_time") - pl.col("trade_time") % Interval.M1.ms
+    )
+    written: list[Candle] = []
+    for (symbol, open_time), trades in minutes.partition_by(
+        "symbol", "open_time", as_dict=True
+    ).items():
+        key = (str(symbol), Interval.M1, int(open_time))
+        existing = stored.get(key)
+        for _ in range(MAX_CONFLICT_RETRIES):
+            parts = aggregate(exclude_known(trades, [existing] if existing else []))
+            if not parts:
+                break  # another worker already counted every one of these trades
+            try:
+                written.append(
+                    dynamodb.put_candle(client, table, merge(existing, parts[0]))
+                )
+                break
+            except ConflictError:
+                existing = dynamodb.get_candles(client, table, [key]).get(key)
+        else:
+            raise ConflictError(
+                f"gave up on {key} after {MAX_CONFLICT_RETRIES} conflicting writes"
+            )
+    return written
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
+def fill_empty_candles(ctx: IngestContext, written: list[Candle]) -> int:
+    """Write Binance's empty klines for minutes without trades between traded ones."""
+    logger = get_run_logger()
+    client, table = ctx.clients.dynamodb, ctx.spec.table.name
+    limit = ctx.settings.max_empty_fill_minutes
+    count = 0
+    for symbol in sorted({c.symbol for c in written}):
+        touched = [c.open_time for c in written if c.symbol == symbol]
+        lo, hi = min(touched), max(touched)
+        window = list(
+            dynamodb.query_candles(
+                client,
+                table,
+                symbol,
+                Interval.M1,
+                end_ms=lo - 1,
+                descending=True,
+                limit=1,
+            )
+        )
+        window += dynamodb.query_candles(client, table, symbol, Interval.M1, lo, hi)
+        for candle in dynamodb.query_candles(
+            client, table, symbol, Interval.M1, start_ms=hi + 1
+        ):
+            window.append(candle)
+            if not candle.is_empty or len(window) > limit + 2:
+                break
+        writes, skipped = plan_empty_fill(window, limit)
+        if skipped:
+            logger.warning(
+                "%s: %d minute(s) without trades left without empty klines: the run is longer than "
+                "CANDLEFLOW_MAX_EMPTY_FILL_MINUTES=%d",
+                symbol,
+                skipped,
+                limit,
+            )
+        for candle in writes:
+            try:
+                dynamodb.put_candle(client, table, candle)
+                count += 1
+            except ConflictError:
+                logger.debug(
+                    "empty kline %s %d changed meanwhile; left to the writer",
+                    symbol,
+                    candle.open_time,
+                )
+    return count
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])
+def delete_messages(ctx: IngestContext, batch: Batch) -> None:
+    """Delete the batch's messages, only after every durable write succeeded."""
+    failed = sqs.delete(ctx.clients.sqs, ctx.queue_url, batch.receipt_handles)
+    if failed:
+        get_run_logger().warning(
+            "%d message(s) not deleted (they will be redelivered): %s",
+            len(failed),
+            failed[:3],
+        )
+
+
+def batch_report(
+    batch: Batch,
+    parsed: Parsed,
+    new: int,
+    objects: int,
+    written: int,
+    empty: int,
+    seconds: float,
+) -> IngestReport:
+    reasons: dict[str, int] = {}
+    for r in parsed.rejects:
+        reasons[r.reason] = reasons.get(r.reason, 0) + 1
+    return IngestReport(
+        batches=1,
+        messages=len(batch.messages),
+        trades=parsed.trades.height,
+        new_trades=new,
+        duplicates=parsed.duplicates,
+        rejects=len(parsed.rejects),
+        dead_lettered=len(parsed.undecodable),
+        candles_written=written,
+        empty_candles_written=empty,
+        lake_objects=objects,
+        seconds=seconds,
+        reject_reasons=reasons,
+    )
+
+
+def monotonic() -> float:
+    return time.monotonic()
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
