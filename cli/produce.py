@@ -50,7 +50,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="replay speed: N times the recorded pace, or 'max' for no pauses (default 1)",
     )
     parser.add_argument(
-        "files", nargs="*", type=Path, metavar="FILE", help="capture files to replay (gzip)"
+        "files",
+        nargs="*",
+        type=Path,
+        metavar="FILE",
+        help="capture files to replay (gzip)",
     )
     parser.set_defaults(func=run_cli)
 

@@ -1,0 +1,1 @@
+"""What prefect.yaml cannot hold: serving its deployments from a local process (``candleflow up``)."""

@@ -28,9 +28,7 @@ from tasks.settings import Settings
 
 
 @flow(name="ingest-trades")
-def ingest_trades(
-    max_seconds: float | None = None, until_empty: bool = True
-) -> IngestReport:
+def ingest_trades(max_seconds: float | None = None, until_empty: bool = True) -> IngestReport:
     """Drain the queue until it is empty (``until_empty``) or ``max_seconds`` have passed."""
     logger = get_run_logger()
     settings = Settings()

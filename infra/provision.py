@@ -31,9 +31,9 @@ def provision(clients: AwsClients, spec: ResourceSpec) -> Provisioned:
         spec.queue.dlq_name,
         {"MessageRetentionPeriod": str(spec.queue.dlq_retention_s)},
     )
-    dlq_arn = clients.sqs.get_queue_attributes(
-        QueueUrl=dlq_url, AttributeNames=["QueueArn"]
-    )["Attributes"]["QueueArn"]
+    dlq_arn = clients.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
     queue_url = _queue(
         clients,
         spec.queue.name,
@@ -67,14 +67,10 @@ def _queue(clients: AwsClients, name: str, attributes: dict[str, str]) -> str:
     try:
         url = clients.sqs.get_queue_url(QueueName=name)["QueueUrl"]
     except ClientError as exc:
-        if "NonExistentQueue" not in error_code(
-            exc
-        ) and "QueueDoesNotExist" not in error_code(exc):
+        if "NonExistentQueue" not in error_code(exc) and "QueueDoesNotExist" not in error_code(exc):
             raise
         with translate("sqs", "CreateQueue", name):
-            url = clients.sqs.create_queue(QueueName=name, Attributes=attributes)[
-                "QueueUrl"
-            ]  # type: ignore[arg-type]
+            url = clients.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]  # type: ignore[arg-type]
         log.info("created queue %s", name)
         return url
     with translate("sqs", "SetQueueAttributes", name):

@@ -176,7 +176,7 @@ class SqsSink:
             group_bodies, offset = bodies[offset : offset + len(group)], offset + len(group)
             try:
                 errors = await asyncio.to_thread(self._send, self._client, self._url, group)
-            except Exception as exc:  # noqa: BLE001 - any failed call is retried, then dropped loudly
+            except Exception as exc:
                 failed += [(b, f"{type(exc).__name__}: {exc}") for b in group_bodies]
                 continue
             rejected = _failed_indexes(errors, len(group))

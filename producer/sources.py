@@ -8,6 +8,7 @@ between them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import heapq
 import logging
@@ -123,10 +124,8 @@ class ReplaySource:
         if self._sleep is not None:
             await self._sleep(seconds)
             return
-        try:
+        with contextlib.suppress(TimeoutError):  # the pause ran out before a stop was asked
             await asyncio.wait_for(self._stopping.wait(), seconds)
-        except TimeoutError:
-            pass
 
     def _read(self, path: Path) -> Iterator[CapturedFrame]:
         with gzip.open(path, "rt", encoding="utf-8") as lines:
@@ -151,5 +150,5 @@ def binance_reachable(url: str, timeout: float) -> bool:
         with connect_sync(target, open_timeout=timeout, close_timeout=timeout):
             return True
     except (OSError, TimeoutError, WebSocketException, ValueError) as exc:
-        log.info("Binance is not reachable at %s: %s", target, exc)
+        log.debug("Binance is not reachable at %s: %s", target, exc)
         return False

@@ -16,6 +16,7 @@ Pings are answered by ``websockets`` itself. No venue parsing happens here; fram
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -280,10 +281,8 @@ class BinanceStream:
         if self._sleep is not None:
             await self._sleep(delay)
             return
-        try:
+        with contextlib.suppress(TimeoutError):  # the pause ran out before a stop was asked
             await asyncio.wait_for(self._stopping.wait(), delay)
-        except TimeoutError:
-            pass
 
 
 def _reason(exc: BaseException) -> str:

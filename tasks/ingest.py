@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import polars as pl
 from prefect import get_run_logger, task
@@ -172,13 +172,9 @@ def decode_and_validate(ctx: IngestContext, batch: Batch, now_ms: int) -> Parsed
 def keep_rejects(ctx: IngestContext, parsed: Parsed, received_ms: int) -> None:
     """Rejected lines to the S3 quarantine; undecodable messages to the DLQ, each with its reason."""
     logger = get_run_logger()
-    obj = quarantine_object(
-        parsed.rejects, received_ms, ctx.spec.bucket.quarantine_prefix
-    )
+    obj = quarantine_object(parsed.rejects, received_ms, ctx.spec.bucket.quarantine_prefix)
     if obj is not None:
-        s3.put(
-            ctx.clients.s3, ctx.spec.bucket.name, obj.key, obj.body, obj.content_type
-        )
+        s3.put(ctx.clients.s3, ctx.spec.bucket.name, obj.key, obj.body, obj.content_type)
         reasons = sorted({r.reason for r in parsed.rejects})
         logger.warning(
             "%d rejected line(s) kept in s3://%s/%s: %s",
@@ -203,13 +199,9 @@ def write_lake(
     ]
     stored = dynamodb.get_candles(ctx.clients.dynamodb, ctx.spec.table.name, keys)
     new = exclude_known(trades, stored.values())
-    objects = trade_objects(
-        new, ctx.spec.bucket.raw_prefix, ctx.spec.bucket.trades_prefix
-    )
+    objects = trade_objects(new, ctx.spec.bucket.raw_prefix, ctx.spec.bucket.trades_prefix)
     for obj in objects:
-        s3.put(
-            ctx.clients.s3, ctx.spec.bucket.name, obj.key, obj.body, obj.content_type
-        )
+        s3.put(ctx.clients.s3, ctx.spec.bucket.name, obj.key, obj.body, obj.content_type)
     return new, stored, len(objects)
 
 
@@ -233,16 +225,12 @@ def upsert_candles(
             if not parts:
                 break  # another worker already counted every one of these trades
             try:
-                written.append(
-                    dynamodb.put_candle(client, table, merge(existing, parts[0]))
-                )
+                written.append(dynamodb.put_candle(client, table, merge(existing, parts[0])))
                 break
             except ConflictError:
                 existing = dynamodb.get_candles(client, table, [key]).get(key)
         else:
-            raise ConflictError(
-                f"gave up on {key} after {MAX_CONFLICT_RETRIES} conflicting writes"
-            )
+            raise ConflictError(f"gave up on {key} after {MAX_CONFLICT_RETRIES} conflicting writes")
     return written
 
 
@@ -268,9 +256,7 @@ def fill_empty_candles(ctx: IngestContext, written: list[Candle]) -> int:
             )
         )
         window += dynamodb.query_candles(client, table, symbol, Interval.M1, lo, hi)
-        for candle in dynamodb.query_candles(
-            client, table, symbol, Interval.M1, start_ms=hi + 1
-        ):
+        for candle in dynamodb.query_candles(client, table, symbol, Interval.M1, start_ms=hi + 1):
             window.append(candle)
             if not candle.is_empty or len(window) > limit + 2:
                 break

@@ -15,9 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="CANDLEFLOW_", extra="ignore", frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix="CANDLEFLOW_", extra="ignore", frozen=True)
 
     # --- names of the AWS resources (see infra/spec.py) ---
     prefix: str = Field(
@@ -136,11 +134,21 @@ class Settings(BaseSettings):
     )
 
     # --- embedded stack ---
-    emulator_host: str = Field(
-        "127.0.0.1", description="Address the embedded moto server binds."
-    )
+    emulator_host: str = Field("127.0.0.1", description="Address the embedded moto server binds.")
     emulator_port: int = Field(
         5055, ge=1, le=65535, description="Port of the embedded moto server."
+    )
+    prefect_port: int = Field(
+        4200,
+        ge=1,
+        le=65535,
+        description="Port of the local Prefect server and UI `candleflow up` starts.",
+    )
+    replay_speed: float = Field(
+        5.0,
+        gt=0,
+        le=1000,
+        description="Pace of the capture replay `candleflow up` falls back to (x real time).",
     )
     state_dir: str = Field(
         ".candleflow",

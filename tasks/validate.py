@@ -38,9 +38,7 @@ def _batch_definition() -> Any:
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}  # type: ignore[assignment]
-    asset = context.data_sources.add_pandas(name="candleflow").add_dataframe_asset(
-        name="trades"
-    )
+    asset = context.data_sources.add_pandas(name="candleflow").add_dataframe_asset(name="trades")
     return asset.add_batch_definition_whole_dataframe("micro-batch")
 
 
@@ -57,9 +55,7 @@ def warm_up() -> None:
     _expectation_module()
 
 
-def validate_trades(
-    rows: pl.DataFrame, suite: list[ExpectationSpec]
-) -> ValidationOutcome:
+def validate_trades(rows: pl.DataFrame, suite: list[ExpectationSpec]) -> ValidationOutcome:
     """Run the suite over decoded rows; a row failing any expectation is rejected with every reason."""
     if rows.height == 0:
         return ValidationOutcome(rows, [], 0)
@@ -71,8 +67,7 @@ def validate_trades(
         trade_time_ms().alias("trade_time_ms"),
     ).to_pandas()
     expectations = [
-        getattr(gxe, spec.kind)(**spec.kwargs, meta={"reason": spec.reason})
-        for spec in suite
+        getattr(gxe, spec.kind)(**spec.kwargs, meta={"reason": spec.reason}) for spec in suite
     ]
     batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
     result = batch.validate(
@@ -86,9 +81,7 @@ def validate_trades(
             continue
         config = outcome.expectation_config
         indices = outcome.result.get("unexpected_index_list")
-        if (
-            config is None or indices is None
-        ):  # it failed to run at all, e.g. a missing column
+        if config is None or indices is None:  # it failed to run at all, e.g. a missing column
             raise RuntimeError(f"an expectation could not run: {outcome}")
         reason = str((config.meta or {})["reason"])
         failed[reason] = failed.get(reason, 0) + len(indices)

@@ -54,9 +54,7 @@ def trades_frame(trades: list[Trade]) -> pl.DataFrame:
             "symbol": [t.symbol for t in trades],
             "trade_id": [t.trade_id for t in trades],
             "price": pl.Series([t.price for t in trades], dtype=pl.String).cast(PRICE),
-            "quantity": pl.Series([t.quantity for t in trades], dtype=pl.String).cast(
-                PRICE
-            ),
+            "quantity": pl.Series([t.quantity for t in trades], dtype=pl.String).cast(PRICE),
             "is_buyer_maker": [t.is_buyer_maker for t in trades],
             "trade_time": pl.Series([t.trade_time for t in trades], dtype=pl.Int64),
         },
@@ -109,9 +107,7 @@ def reference_candles(
     distinct = {(t.symbol, t.trade_id): t for t in trades}
     buckets: dict[tuple[str, int], list[Trade]] = {}
     for t in distinct.values():
-        buckets.setdefault(
-            (t.symbol, t.trade_time - t.trade_time % interval_ms), []
-        ).append(t)
+        buckets.setdefault((t.symbol, t.trade_time - t.trade_time % interval_ms), []).append(t)
     out = {}
     for key, ts in buckets.items():
         ts.sort(key=lambda t: t.trade_id)
@@ -124,9 +120,7 @@ def reference_candles(
             low=min(prices),
             close=prices[-1],
             volume=sum((Decimal(t.quantity) for t in ts), Decimal(0)),
-            quote_volume=sum(
-                (Decimal(t.price) * Decimal(t.quantity) for t in ts), Decimal(0)
-            ),
+            quote_volume=sum((Decimal(t.price) * Decimal(t.quantity) for t in ts), Decimal(0)),
             trade_count=len(ts),
             taker_buy_volume=sum((Decimal(t.quantity) for t in taker), Decimal(0)),
             taker_buy_quote_volume=sum(

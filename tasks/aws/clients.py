@@ -54,9 +54,7 @@ class AwsClients:
 
     @cached_property
     def dynamodb(self) -> DynamoDBClient:
-        return self.session.client(
-            "dynamodb", region_name=self.region, config=_config()
-        )
+        return self.session.client("dynamodb", region_name=self.region, config=_config())
 
     @cached_property
     def sns(self) -> SNSClient:

@@ -173,8 +173,6 @@ def query_candles(
         for item in response.get("Items", []):
             yield from_item(item)
             returned += 1
-        if "LastEvaluatedKey" not in response or (
-            limit is not None and returned >= limit
-        ):
+        if "LastEvaluatedKey" not in response or (limit is not None and returned >= limit):
             return
         kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]

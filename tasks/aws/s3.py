@@ -11,9 +11,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 
-def put(
-    client: S3Client, bucket: str, key: str, body: bytes, content_type: str
-) -> None:
+def put(client: S3Client, bucket: str, key: str, body: bytes, content_type: str) -> None:
     with translate("s3", "PutObject", f"s3://{bucket}/{key}"):
         client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
 

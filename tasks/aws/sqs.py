@@ -45,19 +45,12 @@ def _string_attributes(attrs: dict[str, str]) -> dict[str, Any]:
     return {k: {"DataType": "String", "StringValue": v} for k, v in attrs.items()}
 
 
-def send_batch(
-    client: SQSClient, url: str, messages: list[OutgoingMessage]
-) -> list[str]:
+def send_batch(client: SQSClient, url: str, messages: list[OutgoingMessage]) -> list[str]:
     """Send up to 10 messages in one call (<= 1 MiB in all); returns error texts of failed entries."""
     if not messages:
         return []
-    if (
-        len(messages) > MAX_BATCH_ENTRIES
-        or sum(m.size for m in messages) > MAX_BATCH_BYTES
-    ):
-        raise ValueError(
-            "a SendMessageBatch holds at most 10 messages and 1 MiB in all"
-        )
+    if len(messages) > MAX_BATCH_ENTRIES or sum(m.size for m in messages) > MAX_BATCH_BYTES:
+        raise ValueError("a SendMessageBatch holds at most 10 messages and 1 MiB in all")
     entries: list[Any] = [
         {
             "Id": str(i),
@@ -69,8 +62,7 @@ def send_batch(
     with translate("sqs", "SendMessageBatch", url):
         response = client.send_message_batch(QueueUrl=url, Entries=entries)
     return [
-        f"{f['Id']}: {f.get('Code')} {f.get('Message', '')}"
-        for f in response.get("Failed", [])
+        f"{f['Id']}: {f.get('Code')} {f.get('Message', '')}" for f in response.get("Failed", [])
     ]
 
 
@@ -80,9 +72,7 @@ def chunk_for_batches(messages: list[OutgoingMessage]) -> list[list[OutgoingMess
     current: list[OutgoingMessage] = []
     size = 0
     for m in messages:
-        if current and (
-            len(current) == MAX_BATCH_ENTRIES or size + m.size > MAX_BATCH_BYTES
-        ):
+        if current and (len(current) == MAX_BATCH_ENTRIES or size + m.size > MAX_BATCH_BYTES):
             batches.append(current)
             current, size = [], 0
         current.append(m)
@@ -92,9 +82,7 @@ def chunk_for_batches(messages: list[OutgoingMessage]) -> list[list[OutgoingMess
     return batches
 
 
-def receive(
-    client: SQSClient, url: str, max_messages: int, wait_s: int
-) -> list[ReceivedMessage]:
+def receive(client: SQSClient, url: str, max_messages: int, wait_s: int) -> list[ReceivedMessage]:
     """One ReceiveMessage call (at most 10 messages)."""
     with translate("sqs", "ReceiveMessage", url):
         response = client.receive_message(
@@ -107,10 +95,7 @@ def receive(
     out = []
     for m in response.get("Messages", []):
         system = m.get("Attributes", {})
-        attrs = {
-            k: v.get("StringValue", "")
-            for k, v in m.get("MessageAttributes", {}).items()
-        }
+        attrs = {k: v.get("StringValue", "") for k, v in m.get("MessageAttributes", {}).items()}
         out.append(
             ReceivedMessage(
                 message_id=m["MessageId"],
@@ -129,9 +114,7 @@ def delete(client: SQSClient, url: str, receipt_handles: list[str]) -> list[str]
     failed: list[str] = []
     for start in range(0, len(receipt_handles), MAX_BATCH_ENTRIES):
         chunk = receipt_handles[start : start + MAX_BATCH_ENTRIES]
-        entries: list[Any] = [
-            {"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(chunk)
-        ]
+        entries: list[Any] = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(chunk)]
         with translate("sqs", "DeleteMessageBatch", url):
             response = client.delete_message_batch(QueueUrl=url, Entries=entries)
         failed += [f"{f['Id']}: {f.get('Code')}" for f in response.get("Failed", [])]
@@ -151,14 +134,10 @@ def extend_visibility(
             client.change_message_visibility_batch(QueueUrl=url, Entries=entries)
 
 
-def dead_letter(
-    client: SQSClient, dlq_url: str, message: ReceivedMessage, reason: str
-) -> None:
+def dead_letter(client: SQSClient, dlq_url: str, message: ReceivedMessage, reason: str) -> None:
     """Copy an undecodable message to the DLQ with the reason as an attribute (the caller deletes it)."""
     attrs = dict(message.attributes)
-    attrs.update(
-        {"candleflow-error": reason[:1000], "source-message-id": message.message_id}
-    )
+    attrs.update({"candleflow-error": reason[:1000], "source-message-id": message.message_id})
     with translate("sqs", "SendMessage", dlq_url):
         client.send_message(
             QueueUrl=dlq_url,

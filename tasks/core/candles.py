@@ -41,9 +41,7 @@ def aggregate(trades: pl.DataFrame, interval: Interval = Interval.M1) -> list[Ca
     frame = (
         trades.lazy()
         .unique(subset=["symbol", "trade_id"], keep="first")
-        .with_columns(
-            open_time=pl.col("trade_time") - pl.col("trade_time") % interval.ms
-        )
+        .with_columns(open_time=pl.col("trade_time") - pl.col("trade_time") % interval.ms)
         .sort("symbol", "trade_id")
         .with_columns(quote=pl.col("price").cast(QUOTE) * pl.col("quantity"))
     )
@@ -62,17 +60,13 @@ def aggregate(trades: pl.DataFrame, interval: Interval = Interval.M1) -> list[Ca
         pl.col("trade_id").max().alias("last_trade_id"),
     )
     runs = (
-        frame.with_columns(
-            run=pl.col("trade_id") - pl.int_range(pl.len()).over(*_GROUP)
-        )
+        frame.with_columns(run=pl.col("trade_id") - pl.int_range(pl.len()).over(*_GROUP))
         .group_by(*_GROUP, "run")
         .agg(pl.col("trade_id").min().alias("lo"), pl.col("trade_id").max().alias("hi"))
         .group_by(*_GROUP)
         .agg(pl.struct("lo", "hi").alias("ranges"))
     )
-    rows = (
-        sums.join(runs, on=list(_GROUP)).sort(*_GROUP).collect().iter_rows(named=True)
-    )
+    rows = sums.join(runs, on=list(_GROUP)).sort(*_GROUP).collect().iter_rows(named=True)
     return [
         Candle(
             symbol=r["symbol"],
@@ -121,9 +115,7 @@ def merge(existing: Candle | None, part: Candle) -> Candle:
         part.interval,
         part.open_time,
     ):
-        raise ValueError(
-            "merge needs two parts of the same symbol, interval and open time"
-        )
+        raise ValueError("merge needs two parts of the same symbol, interval and open time")
     assert existing.first_trade_id is not None and existing.last_trade_id is not None
     assert part.first_trade_id is not None and part.last_trade_id is not None
     first = existing if existing.first_trade_id < part.first_trade_id else part
@@ -138,8 +130,7 @@ def merge(existing: Candle | None, part: Candle) -> Candle:
         quote_volume=existing.quote_volume + part.quote_volume,
         trade_count=existing.trade_count + part.trade_count,
         taker_buy_volume=existing.taker_buy_volume + part.taker_buy_volume,
-        taker_buy_quote_volume=existing.taker_buy_quote_volume
-        + part.taker_buy_quote_volume,
+        taker_buy_quote_volume=existing.taker_buy_quote_volume + part.taker_buy_quote_volume,
         first_trade_id=first.first_trade_id,
         last_trade_id=last.last_trade_id,
         trade_ids=normalize_ranges(existing.trade_ids + part.trade_ids),
@@ -164,9 +155,7 @@ def plan_empty_fill(candles: list[Candle], limit: int) -> tuple[list[Candle], in
         if candle.is_empty and previous is not None:
             continue  # an existing empty kline inside a gap: checked when the gap is planned
         if close is not None and previous is not None:
-            gap = range(
-                previous + candle.interval.ms, candle.open_time, candle.interval.ms
-            )
+            gap = range(previous + candle.interval.ms, candle.open_time, candle.interval.ms)
             if len(gap) > limit:
                 skipped += len(gap)
             else:

@@ -35,9 +35,7 @@ def encode_body(lines: list[bytes], gzip_min_bytes: int) -> EncodedBody:
     """Join trade lines into one body, gzipped and base64-encoded when at least ``gzip_min_bytes``."""
     raw = b"\n".join(lines)
     if len(raw) >= gzip_min_bytes:
-        packed = base64.b64encode(gzip.compress(raw, compresslevel=5, mtime=0)).decode(
-            "ascii"
-        )
+        packed = base64.b64encode(gzip.compress(raw, compresslevel=5, mtime=0)).decode("ascii")
         if len(packed) < len(raw):
             return EncodedBody(packed, True, len(lines))
     return EncodedBody(raw.decode("utf-8"), False, len(lines))
@@ -51,22 +49,16 @@ def decode_body(body: str, content_encoding: str | None, max_bytes: int) -> byte
         try:
             compressed = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise DecodeError(
-                f"content-encoding=gzip but the body is not base64: {exc}"
-            ) from exc
+            raise DecodeError(f"content-encoding=gzip but the body is not base64: {exc}") from exc
         try:
             inflater = zlib.decompressobj(wbits=31)
             data = inflater.decompress(compressed, max_bytes + 1)
         except zlib.error as exc:
-            raise DecodeError(
-                f"content-encoding=gzip but the body is not gzip: {exc}"
-            ) from exc
+            raise DecodeError(f"content-encoding=gzip but the body is not gzip: {exc}") from exc
         if not inflater.eof and len(data) <= max_bytes:
             raise DecodeError("content-encoding=gzip but the gzip stream is truncated")
     else:
-        raise DecodeError(
-            f"unknown content-encoding {content_encoding!r}; expected 'gzip' or none"
-        )
+        raise DecodeError(f"unknown content-encoding {content_encoding!r}; expected 'gzip' or none")
     if len(data) > max_bytes:
         raise DecodeError(
             f"decoded body is larger than {max_bytes} bytes (setting CANDLEFLOW_MAX_BODY_BYTES)"

@@ -36,9 +36,7 @@ class ExpectationSpec:
     reason: str = ""
 
 
-def trade_suite(
-    symbols: list[str], earliest_ms: int, latest_ms: int
-) -> list[ExpectationSpec]:
+def trade_suite(symbols: list[str], earliest_ms: int, latest_ms: int) -> list[ExpectationSpec]:
     """Schema, types, positive price and quantity, known symbol, sane trade time."""
     required = [
         ExpectationSpec(

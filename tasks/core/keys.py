@@ -20,6 +20,11 @@ def iso_time(ms: int) -> str:
     return utc(ms).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def iso_millis(ms: int) -> str:
+    """ISO-8601 UTC with milliseconds, as Binance's kline close times: ``...T23:55:59.999Z``."""
+    return utc(ms).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
 def parse_iso(text: str) -> int:
     """Milliseconds since the epoch of an ISO-8601 time; naive times are taken as UTC."""
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -17,9 +17,7 @@ import polars as pl
 from tasks.core.keys import lake_key, quarantine_key
 from tasks.core.trades import QUOTE, Reject
 
-PARQUET_SCHEMA_NOTE = (
-    "symbol/date/hour are Hive partition columns, not stored in the files"
-)
+PARQUET_SCHEMA_NOTE = "symbol/date/hour are Hive partition columns, not stored in the files"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,33 +50,23 @@ def parquet_frame(trades: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def trade_objects(
-    trades: pl.DataFrame, raw_prefix: str, parquet_prefix: str
-) -> list[LakeObject]:
+def trade_objects(trades: pl.DataFrame, raw_prefix: str, parquet_prefix: str) -> list[LakeObject]:
     """Raw NDJSON (the exact payload lines, gzipped) and Parquet for each symbol-hour partition."""
     if trades.height == 0:
         return []
     objects: list[LakeObject] = []
-    keyed = trades.with_columns(
-        hour=pl.col("trade_time") - pl.col("trade_time") % 3_600_000
-    )
-    for (symbol, hour), part in keyed.partition_by(
-        "symbol", "hour", as_dict=True
-    ).items():
+    keyed = trades.with_columns(hour=pl.col("trade_time") - pl.col("trade_time") % 3_600_000)
+    for (symbol, hour), part in keyed.partition_by("symbol", "hour", as_dict=True).items():
         part = part.sort("trade_id")
         raws = part.get_column("raw").to_list()
         digest = _digest(raws)
         first, last = int(part["trade_id"][0]), int(part["trade_id"][-1])
-        ndjson = gzip.compress(
-            ("\n".join(raws) + "\n").encode("utf-8"), compresslevel=5, mtime=0
-        )
+        ndjson = gzip.compress(("\n".join(raws) + "\n").encode("utf-8"), compresslevel=5, mtime=0)
         buffer = io.BytesIO()
         parquet_frame(part).write_parquet(buffer, compression="zstd", statistics=True)
         args = (str(symbol), int(hour), first, last, digest)
         objects.append(
-            LakeObject(
-                lake_key(raw_prefix, *args, "ndjson.gz"), ndjson, "application/x-ndjson"
-            )
+            LakeObject(lake_key(raw_prefix, *args, "ndjson.gz"), ndjson, "application/x-ndjson")
         )
         objects.append(
             LakeObject(
@@ -90,9 +78,7 @@ def trade_objects(
     return objects
 
 
-def quarantine_object(
-    rejects: list[Reject], received_ms: int, prefix: str
-) -> LakeObject | None:
+def quarantine_object(rejects: list[Reject], received_ms: int, prefix: str) -> LakeObject | None:
     """One NDJSON object of rejected lines, each with its reason and source message id."""
     if not rejects:
         return None

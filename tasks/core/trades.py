@@ -20,9 +20,7 @@ _STRUCT = pl.Struct({k: pl.String for k in FIELDS})
 
 PRICE = pl.Decimal(38, 8)
 QUOTE = pl.Decimal(38, 16)
-MICROS_THRESHOLD = (
-    10**14
-)  # trade times at or above this are microseconds (Binance spot since 2025)
+MICROS_THRESHOLD = 10**14  # trade times at or above this are microseconds (Binance spot since 2025)
 
 LINES_SCHEMA = {"message_id": pl.String, "sent_ms": pl.Int64, "raw": pl.String}
 
@@ -57,16 +55,12 @@ def lines_frame(messages: list[tuple[str, int, bytes]]) -> pl.DataFrame:
     raws: list[str] = []
     for message_id, sent_ms, body in messages:
         lines = [
-            line
-            for line in body.decode("utf-8", errors="replace").split("\n")
-            if line.strip()
+            line for line in body.decode("utf-8", errors="replace").split("\n") if line.strip()
         ]
         ids += [message_id] * len(lines)
         sent += [sent_ms] * len(lines)
         raws += lines
-    return pl.DataFrame(
-        {"message_id": ids, "sent_ms": sent, "raw": raws}, schema=LINES_SCHEMA
-    )
+    return pl.DataFrame({"message_id": ids, "sent_ms": sent, "raw": raws}, schema=LINES_SCHEMA)
 
 
 def decode_lines(lines: pl.DataFrame) -> tuple[pl.DataFrame, list[Reject]]:
@@ -120,10 +114,7 @@ def typed_trades(valid: pl.DataFrame) -> pl.DataFrame:
         pl.col("q").cast(PRICE).alias("quantity"),
         (pl.col("m") == "true").alias("is_buyer_maker"),
         trade_time_ms().alias("trade_time"),
-        pl.when(t >= MICROS_THRESHOLD)
-        .then(t * 1000)
-        .otherwise(t * 1_000_000)
-        .alias("ts_event"),
+        pl.when(t >= MICROS_THRESHOLD).then(t * 1000).otherwise(t * 1_000_000).alias("ts_event"),
         (pl.col("sent_ms") * 1_000_000).alias("ts_init"),
         trade_time_ms("E").alias("event_time"),
         pl.col("raw"),
@@ -133,6 +124,4 @@ def typed_trades(valid: pl.DataFrame) -> pl.DataFrame:
 
 def distinct_trades(trades: pl.DataFrame) -> pl.DataFrame:
     """One row per (symbol, trade id): duplicates from redelivery or reconnect overlap collapse."""
-    return trades.unique(
-        subset=["symbol", "trade_id"], keep="first", maintain_order=True
-    )
+    return trades.unique(subset=["symbol", "trade_id"], keep="first", maintain_order=True)

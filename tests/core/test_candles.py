@@ -106,9 +106,7 @@ def test_shuffled_duplicated_split_batches_give_the_same_candles(
     delivered = trades + rnd.sample(trades, k=len(trades) // 2)  # redeliveries
     rnd.shuffle(delivered)
     cuts = sorted(rnd.randint(0, len(delivered)) for _ in range(parts - 1))
-    chunks = [
-        delivered[a:b] for a, b in zip([0, *cuts], [*cuts, len(delivered)], strict=True)
-    ]
+    chunks = [delivered[a:b] for a, b in zip([0, *cuts], [*cuts, len(delivered)], strict=True)]
     assert as_reference(upsert_in_parts(chunks)) == reference(trades)
 
 
@@ -121,25 +119,16 @@ def test_candle_invariants_hold(trades: list[Trade]) -> None:
 
 
 def test_a_redelivered_batch_changes_nothing() -> None:
-    trades = [
-        Trade(trade_id=i, price=f"{100 + i}.5", trade_time=BASE_TIME + i)
-        for i in range(5)
-    ]
+    trades = [Trade(trade_id=i, price=f"{100 + i}.5", trade_time=BASE_TIME + i) for i in range(5)]
     once = upsert_in_parts([trades])
-    assert as_reference(upsert_in_parts([trades, trades, trades[2:]])) == as_reference(
-        once
-    )
+    assert as_reference(upsert_in_parts([trades, trades, trades[2:]])) == as_reference(once)
 
 
 def test_exclude_known_keeps_only_new_ids() -> None:
     stored = aggregate(trades_frame([Trade(trade_id=i) for i in (1, 2, 3, 7)]))
-    fresh = exclude_known(
-        trades_frame([Trade(trade_id=i) for i in range(0, 10)]), stored
-    )
+    fresh = exclude_known(trades_frame([Trade(trade_id=i) for i in range(0, 10)]), stored)
     assert sorted(fresh["trade_id"].to_list()) == [0, 4, 5, 6, 8, 9]
-    other_symbol = exclude_known(
-        trades_frame([Trade(symbol="ETHUSDT", trade_id=2)]), stored
-    )
+    other_symbol = exclude_known(trades_frame([Trade(symbol="ETHUSDT", trade_id=2)]), stored)
     assert other_symbol["trade_id"].to_list() == [2]
 
 
@@ -157,9 +146,7 @@ def test_empty_minutes_between_traded_minutes_carry_the_previous_close() -> None
     assert all(w.volume == 0 and w.trade_count == 0 and w.is_empty for w in writes)
     # Once written, nothing is left to do; a stale empty kline is rewritten with its version.
     assert plan_empty_fill(candles + writes, limit=100) == ([], 0)
-    stale = empty_candle(
-        "BTCUSDT", Interval.M1, BASE_TIME + MINUTE, Decimal("9")
-    ).with_version(4)
+    stale = empty_candle("BTCUSDT", Interval.M1, BASE_TIME + MINUTE, Decimal("9")).with_version(4)
     fixed, _ = plan_empty_fill([*candles, stale, writes[1]], limit=100)
     assert [(w.open_time, w.close, w.version) for w in fixed] == [
         (BASE_TIME + MINUTE, Decimal("11"), 4)

@@ -12,9 +12,7 @@ from tests.builders import BASE_TIME, Trade, capture_trades, reference_candles
 from tests.conftest import AwsEnv
 
 
-def send_lines(
-    aws: AwsEnv, bodies: list[list[str]], gzip_min_bytes: int = 2048
-) -> None:
+def send_lines(aws: AwsEnv, bodies: list[list[str]], gzip_min_bytes: int = 2048) -> None:
     messages = []
     for lines in bodies:
         enc = encode_body([line.encode() for line in lines], gzip_min_bytes)
@@ -48,10 +46,7 @@ def test_real_captures_shuffled_duplicated_and_split_give_exact_candles(
     rnd = random.Random(7)
     delivered = trades + rnd.sample(trades, 3000)
     rnd.shuffle(delivered)
-    bodies = [
-        [t.line() for t in delivered[i : i + 700]]
-        for i in range(0, len(delivered), 700)
-    ]
+    bodies = [[t.line() for t in delivered[i : i + 700]] for i in range(0, len(delivered), 700)]
     send_lines(aws, bodies + bodies[:3])  # whole messages redelivered too
     report = run_ingest(aws, monkeypatch)
     assert report.rejects == 0 and report.dead_lettered == 0  # type: ignore[attr-defined]
@@ -86,18 +81,14 @@ def test_real_captures_shuffled_duplicated_and_split_give_exact_candles(
     )
     # Every accepted trade is in the lake once, as its exact payload line.
     lake_lines = []
-    for key in s3.list_keys(
-        aws.clients.s3, aws.spec.bucket.name, aws.spec.bucket.raw_prefix
-    ):
+    for key in s3.list_keys(aws.clients.s3, aws.spec.bucket.name, aws.spec.bucket.raw_prefix):
         import gzip
 
         body = gzip.decompress(s3.get(aws.clients.s3, aws.spec.bucket.name, key))
         lake_lines += body.decode().splitlines()
     assert sorted(lake_lines) == sorted(t.line() for t in trades)
     parquet = list(
-        s3.list_keys(
-            aws.clients.s3, aws.spec.bucket.name, aws.spec.bucket.trades_prefix + "/"
-        )
+        s3.list_keys(aws.clients.s3, aws.spec.bucket.name, aws.spec.bucket.trades_prefix + "/")
     )
     assert any("symbol=BTCUSDT/date=2024-08-08/hour=23/" in k for k in parquet)
     assert sqs.depth(aws.clients.sqs, aws.resources.queue_url) == (0, 0)
@@ -106,9 +97,7 @@ def test_real_captures_shuffled_duplicated_and_split_give_exact_candles(
 def test_poison_lines_are_quarantined_with_reasons_and_good_trades_still_land(
     aws: AwsEnv, prefect_harness: None, monkeypatch: object
 ) -> None:
-    good = [
-        Trade(trade_id=i, price="100.5", trade_time=BASE_TIME + i) for i in range(1, 6)
-    ]
+    good = [Trade(trade_id=i, price="100.5", trade_time=BASE_TIME + i) for i in range(1, 6)]
     bad = [
         "not json at all",
         Trade(trade_id=90, price="-1").line(),
@@ -121,17 +110,13 @@ def test_poison_lines_are_quarantined_with_reasons_and_good_trades_still_land(
     aws.clients.sqs.send_message(
         QueueUrl=aws.resources.queue_url,
         MessageBody="@@@ not base64",
-        MessageAttributes={
-            "content-encoding": {"DataType": "String", "StringValue": "gzip"}
-        },
+        MessageAttributes={"content-encoding": {"DataType": "String", "StringValue": "gzip"}},
     )
     report = run_ingest(aws, monkeypatch)
     assert report.rejects == len(bad), report.reject_reasons  # type: ignore[attr-defined]
     assert report.dead_lettered == 1  # type: ignore[attr-defined]
     keys = list(
-        s3.list_keys(
-            aws.clients.s3, aws.spec.bucket.name, aws.spec.bucket.quarantine_prefix
-        )
+        s3.list_keys(aws.clients.s3, aws.spec.bucket.name, aws.spec.bucket.quarantine_prefix)
     )
     rows = [
         json.loads(x)
@@ -151,8 +136,7 @@ def test_poison_lines_are_quarantined_with_reasons_and_good_trades_still_land(
     )["Messages"]
     assert (
         len(dlq) == 1
-        and "not base64"
-        in dlq[0]["MessageAttributes"]["candleflow-error"]["StringValue"]
+        and "not base64" in dlq[0]["MessageAttributes"]["candleflow-error"]["StringValue"]
     )
     candle = stored(aws, "BTCUSDT")[BASE_TIME]
     assert candle.trade_count == 5 and candle.volume == Decimal(5)

@@ -111,7 +111,7 @@ def test_only_the_entries_sqs_refused_are_sent_again(aws: AwsEnv) -> None:
     ) -> list[str]:
         if not refused_once and len(messages) > 1:
             refused_once.append(True)
-            return ["0: InternalError try again"] + send_batch(aws.clients.sqs, url, messages[1:])
+            return ["0: InternalError try again", *send_batch(aws.clients.sqs, url, messages[1:])]
         return send_batch(aws.clients.sqs, url, messages)
 
     async def scenario() -> None:

@@ -1,0 +1,58 @@
+"""Entry point of the ``candleflow`` command. Settings are read here, once, and passed down."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from tasks.errors import CandleflowError
+from tasks.settings import Settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cli import aws, candles, ingest, produce, stack
+
+    parser = argparse.ArgumentParser(
+        prog="candleflow",
+        description="Exact crypto candles from Binance trade streams, on AWS or an embedded emulator.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    aws.register(sub)
+    produce.register(sub)
+    ingest.register(sub)
+    candles.register(sub)
+    stack.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("botocore", "urllib3", "werkzeug", "httpx", "websockets"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"candleflow: invalid setting: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return int(args.func(args, settings))
+    except CandleflowError as exc:
+        print(f"candleflow {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
