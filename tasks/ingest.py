@@ -256,7 +256,9 @@ def fill_empty_candles(ctx: IngestContext, written: list[Candle]) -> int:
             )
         )
         window += dynamodb.query_candles(client, table, symbol, Interval.M1, lo, hi)
-        for candle in dynamodb.query_candles(client, table, symbol, Interval.M1, start_ms=hi + 1):
+        for candle in dynamodb.query_candles(
+            client, table, symbol, Interval.M1, start_ms=hi + Interval.M1.ms
+        ):
             window.append(candle)
             if not candle.is_empty or len(window) > limit + 2:
                 break

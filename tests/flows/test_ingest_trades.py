@@ -140,3 +140,58 @@ def test_poison_lines_are_quarantined_with_reasons_and_good_trades_still_land(
     )
     candle = stored(aws, "BTCUSDT")[BASE_TIME]
     assert candle.trade_count == 5 and candle.volume == Decimal(5)
+
+
+def test_empty_minutes_get_binance_empty_klines_and_late_trades_update_them(
+    aws: AwsEnv, prefect_harness: None, monkeypatch: object
+) -> None:
+    minute = 60_000
+    send_lines(
+        aws,
+        [
+            [Trade(trade_id=1, price="10", trade_time=BASE_TIME).line()],
+            [Trade(trade_id=4, price="13", trade_time=BASE_TIME + 3 * minute).line()],
+        ],
+    )
+    run_ingest(aws, monkeypatch)
+    candles = stored(aws, "BTCUSDT")
+    assert sorted(candles) == [BASE_TIME + i * minute for i in range(4)]
+    for i in (1, 2):
+        c = candles[BASE_TIME + i * minute]
+        assert (c.open, c.high, c.low, c.close) == (Decimal(10),) * 4
+        assert (c.volume, c.trade_count, c.first_trade_id) == (0, 0, None)
+    # Late trades of minutes 1 and 2 arrive: the empty klines become real ones, in id order.
+    send_lines(
+        aws,
+        [
+            [Trade(trade_id=3, price="12", trade_time=BASE_TIME + 2 * minute).line()],
+            [Trade(trade_id=2, price="11", trade_time=BASE_TIME + minute + 5).line()],
+        ],
+    )
+    run_ingest(aws, monkeypatch)
+    candles = stored(aws, "BTCUSDT")
+    assert [(c.close, c.trade_count) for _, c in sorted(candles.items())] == [
+        (Decimal(p), 1) for p in ("10", "11", "12", "13")
+    ]
+
+
+def test_a_late_trade_before_an_empty_minute_moves_its_carried_close(
+    aws: AwsEnv, prefect_harness: None, monkeypatch: object
+) -> None:
+    minute = 60_000
+    send_lines(
+        aws,
+        [
+            [Trade(trade_id=1, price="10", trade_time=BASE_TIME).line()],
+            [Trade(trade_id=3, price="13", trade_time=BASE_TIME + 2 * minute).line()],
+        ],
+    )
+    run_ingest(aws, monkeypatch)
+    assert stored(aws, "BTCUSDT")[BASE_TIME + minute].close == Decimal(10)
+    # Trade 2 belongs to minute 0 and closes it: the empty minute 1 must now carry 11.
+    send_lines(aws, [[Trade(trade_id=2, price="11", trade_time=BASE_TIME + 30_000).line()]])
+    run_ingest(aws, monkeypatch)
+    candles = stored(aws, "BTCUSDT")
+    assert candles[BASE_TIME].close == Decimal(11) and candles[BASE_TIME].trade_count == 2
+    empty = candles[BASE_TIME + minute]
+    assert (empty.open, empty.close, empty.trade_count) == (Decimal(11), Decimal(11), 0)
