@@ -80,7 +80,7 @@ def from_item(item: dict[str, Any]) -> Candle:
         last_trade_id=opt_int("last_trade_id"),
         trade_ids=parse_id_ranges(item.get("trade_ids", {}).get("S", "")),
         version=int(item["version"]["N"]),
-        **{name: Decimal(item[name]["N"]) for name in _DECIMALS},  # type: ignore[arg-type]
+        **{name: Decimal(item[name]["N"]) for name in _DECIMALS},
     )
 
 
