@@ -113,10 +113,14 @@ class Stack:
         return process.pid
 
     def stop(self, name: str, grace_s: float = 20.0) -> bool:
+        pid_file = self.pids / f"{name}.pid"
+        recorded = pid_file.exists()
         pid = self.running(name)
-        (self.pids / f"{name}.pid").unlink(missing_ok=True)
+        pid_file.unlink(missing_ok=True)
         if pid is None:
-            return False
+            if recorded:
+                print(f"{name} had already exited (see {_shown(self.logs / f'{name}.log')})")
+            return recorded
         os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
@@ -240,12 +244,17 @@ def run_up(args: argparse.Namespace, settings: Settings) -> int:
         )
         + f'export PATH="{Path(python).parent}:$PATH"\n'
     )
-    rel = env_file.relative_to(ROOT)
+    rel = _shown(env_file)
     print(f"Queue:         {done.queue_url}")
-    print(f"Logs:          {stack.logs.relative_to(ROOT)}/")
+    print(f"Logs:          {_shown(stack.logs)}/")
     print(f"Candles:       . {rel} && candleflow candles BTCUSDT --interval 1m")
     print("Stop:          ./scripts/stop.sh")
     return 0
+
+
+def _shown(path: Path) -> Path:
+    """A path as a person would type it here: relative to the checkout when it is inside it."""
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
 
 def _run_ingest_now(stack: Stack) -> None:
