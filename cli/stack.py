@@ -28,6 +28,14 @@ log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = sorted((ROOT / "data" / "binance-ws").glob("spot_*.gz"))
+# What a person's shell needs to reach the embedded stack (written to <state_dir>/env).
+EXPORTED = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+    "PREFECT_API_URL",
+)
 STOP_ORDER = (
     "producer",
     "deployments",
@@ -163,19 +171,7 @@ def wait_http(url: str, timeout_s: float, what: str) -> None:
 def run_up(args: argparse.Namespace, settings: Settings) -> int:
     stack = Stack(settings)
     env = stack.env()
-    os.environ.update(
-        {
-            k: env[k]
-            for k in (
-                "AWS_ENDPOINT_URL",
-                "AWS_ACCESS_KEY_ID",
-                "AWS_SECRET_ACCESS_KEY",
-                "AWS_REGION",
-                "PREFECT_API_URL",
-                "PREFECT_HOME",
-            )
-        }
-    )
+    os.environ.update({k: env[k] for k in (*EXPORTED, "PREFECT_HOME")})
     os.environ.pop("AWS_SESSION_TOKEN", None)
     os.environ.pop("AWS_PROFILE", None)
     python = sys.executable
@@ -232,16 +228,7 @@ def run_up(args: argparse.Namespace, settings: Settings) -> int:
 
     env_file = stack.root / "env"
     env_file.write_text(
-        "".join(
-            f"export {k}={env[k]}\n"
-            for k in (
-                "AWS_ENDPOINT_URL",
-                "AWS_ACCESS_KEY_ID",
-                "AWS_SECRET_ACCESS_KEY",
-                "AWS_REGION",
-                "PREFECT_API_URL",
-            )
-        )
+        "".join(f"export {k}={env[k]}\n" for k in EXPORTED)
         + f'export PATH="{Path(python).parent}:$PATH"\n'
     )
     rel = _shown(env_file)

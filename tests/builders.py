@@ -83,6 +83,26 @@ def capture_trades(*files: str) -> list[Trade]:
     return out
 
 
+KLINE_FIELDS = (
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "trade_count",
+    "taker_buy_volume",
+    "taker_buy_quote_volume",
+    "first_trade_id",
+    "last_trade_id",
+)
+
+
+def kline(candle: object) -> tuple[object, ...]:
+    """The kline fields of a product candle or a reference candle, for comparing the two."""
+    return tuple(getattr(candle, name) for name in KLINE_FIELDS)
+
+
 @dataclass(frozen=True)
 class RefCandle:
     """An independent kline computation in plain Decimal arithmetic, for checking the product."""

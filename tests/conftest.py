@@ -38,7 +38,9 @@ class AwsEnv:
 def moto_endpoint() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per emulator request otherwise
+    logging.getLogger("werkzeug").setLevel(
+        logging.WARNING
+    )  # one line per emulator request otherwise
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

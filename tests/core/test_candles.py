@@ -40,41 +40,11 @@ def trade_sets(draw: st.DrawFn) -> list[Trade]:
 
 
 def as_reference(candles: list[Candle]) -> dict[tuple[str, int], tuple[object, ...]]:
-    return {
-        (c.symbol, c.open_time): (
-            c.open,
-            c.high,
-            c.low,
-            c.close,
-            c.volume,
-            c.quote_volume,
-            c.trade_count,
-            c.taker_buy_volume,
-            c.taker_buy_quote_volume,
-            c.first_trade_id,
-            c.last_trade_id,
-        )
-        for c in candles
-    }
+    return {(c.symbol, c.open_time): kline(c) for c in candles}
 
 
 def reference(trades: list[Trade]) -> dict[tuple[str, int], tuple[object, ...]]:
-    return {
-        k: (
-            r.open,
-            r.high,
-            r.low,
-            r.close,
-            r.volume,
-            r.quote_volume,
-            r.trade_count,
-            r.taker_buy_volume,
-            r.taker_buy_quote_volume,
-            r.first_trade_id,
-            r.last_trade_id,
-        )
-        for k, r in reference_candles(trades).items()
-    }
+    return {k: kline(r) for k, r in reference_candles(trades).items()}
 
 
 def upsert_in_parts(parts: list[list[Trade]]) -> list[Candle]:

@@ -15,7 +15,7 @@ from flows.ingest_trades import ingest_trades
 from producer.sources import BinanceSource
 from tasks.aws import dynamodb
 from tasks.core.models import Interval
-from tests.builders import capture_trades, reference_candles
+from tests.builders import capture_trades, kline, reference_candles
 from tests.conftest import AwsEnv
 from tests.fakes.binance_ws import (
     BTC_0808,
@@ -70,33 +70,7 @@ def test_replayed_real_captures_become_exact_candles_in_dynamodb(
         assert sorted(stored) == list(range(min(stored), max(stored) + MINUTE, MINUTE))
         for t, ref in mine.items():
             c = stored[t]
-            got = (
-                c.open,
-                c.high,
-                c.low,
-                c.close,
-                c.volume,
-                c.quote_volume,
-                c.trade_count,
-                c.taker_buy_volume,
-                c.taker_buy_quote_volume,
-                c.first_trade_id,
-                c.last_trade_id,
-            )
-            want = (
-                ref.open,
-                ref.high,
-                ref.low,
-                ref.close,
-                ref.volume,
-                ref.quote_volume,
-                ref.trade_count,
-                ref.taker_buy_volume,
-                ref.taker_buy_quote_volume,
-                ref.first_trade_id,
-                ref.last_trade_id,
-            )
-            assert got == want, (symbol, t)
+            assert kline(c) == kline(ref), (symbol, t)
             assert c.close_time == t + MINUTE - 1
     for (symbol, t), official in OFFICIAL.items():
         [c] = dynamodb.get_candles(

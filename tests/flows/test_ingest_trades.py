@@ -8,7 +8,7 @@ from flows.ingest_trades import ingest_trades
 from tasks.aws import dynamodb, s3, sqs
 from tasks.core.contract import encode_body
 from tasks.core.models import Interval
-from tests.builders import BASE_TIME, Trade, capture_trades, reference_candles
+from tests.builders import BASE_TIME, Trade, capture_trades, kline, reference_candles
 from tests.conftest import AwsEnv
 
 
@@ -57,24 +57,7 @@ def test_real_captures_shuffled_duplicated_and_split_give_exact_candles(
         mine = {t: r for (s, t), r in expected.items() if s == symbol}
         assert set(mine) <= set(got)
         for t, ref in mine.items():
-            c = got[t]
-            assert (c.open, c.high, c.low, c.close, c.volume, c.quote_volume) == (
-                ref.open,
-                ref.high,
-                ref.low,
-                ref.close,
-                ref.volume,
-                ref.quote_volume,
-            )
-            assert (c.trade_count, c.first_trade_id, c.last_trade_id) == (
-                ref.trade_count,
-                ref.first_trade_id,
-                ref.last_trade_id,
-            )
-            assert (c.taker_buy_volume, c.taker_buy_quote_volume) == (
-                ref.taker_buy_volume,
-                ref.taker_buy_quote_volume,
-            )
+            assert kline(got[t]) == kline(ref), (symbol, t)
     btc = stored(aws, "BTCUSDT")[BASE_TIME]
     assert (btc.open, btc.high, btc.low, btc.close, btc.volume) == tuple(
         map(Decimal, ("61828.00", "61860.80", "61780.00", "61782.25", "15.07702"))
