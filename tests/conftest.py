@@ -38,9 +38,8 @@ class AwsEnv:
 def moto_endpoint() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
-    logging.getLogger("werkzeug").setLevel(
-        logging.WARNING
-    )  # one line per emulator request otherwise
+    # Otherwise the emulator logs one line per request.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

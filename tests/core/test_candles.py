@@ -11,6 +11,7 @@ from tests.builders import (
     BASE_TIME,
     Trade,
     capture_trades,
+    kline,
     reference_candles,
     trades_frame,
 )
@@ -30,8 +31,8 @@ def trade_sets(draw: st.DrawFn) -> list[Trade]:
             Trade(
                 symbol=draw(st.sampled_from(["BTCUSDT", "ETHUSDT"])),
                 trade_id=start + i,
-                price=str(draw(st.decimals("0.00000001", "99999.99999999", places=8))),
-                quantity=str(draw(st.decimals("0.00000001", "999.99999999", places=8))),
+                price=format(draw(st.decimals("0.00000001", "99999.99999999", places=8)), "f"),
+                quantity=format(draw(st.decimals("0.00000001", "999.99999999", places=8)), "f"),
                 trade_time=t,
                 is_buyer_maker=draw(st.booleans()),
             )
