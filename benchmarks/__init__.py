@@ -1,0 +1,1 @@
+"""Benchmarks of the candleflow pipeline on a private moto server (``candleflow bench``)."""

@@ -1,0 +1,155 @@
+"""The benchmark's targets and its printed table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TARGET_END_TO_END = 50_000.0  # trades/s
+TARGET_RATIO = 100.0  # packed / one-per-message
+TARGET_P99_MS = 5_000.0
+TARGET_RSS_MB = 500.0
+
+Row = tuple[str, str, str, str]
+
+
+def verdicts(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each target the results can judge: its value, the target and whether it was met."""
+    out: dict[str, dict[str, Any]] = {}
+    packed, base, lat = results.get("throughput"), results.get("baseline"), results.get("latency")
+    if packed:
+        rate = packed["end_to_end_rate"]
+        met = rate >= TARGET_END_TO_END and packed["exact"]
+        out["end_to_end"] = {"value": rate, "target": TARGET_END_TO_END, "met": met}
+    if packed and base:
+        ratio = packed["end_to_end_rate"] / base["end_to_end_rate"]
+        out["ratio"] = {"value": ratio, "target": TARGET_RATIO, "met": ratio >= TARGET_RATIO}
+    if lat:
+        p99 = lat["p99_ms"]
+        out["p99"] = {"value": p99, "target": TARGET_P99_MS, "met": p99 <= TARGET_P99_MS}
+    peaks = [r["peak_rss_kb"] for r in (packed, base, lat) if r]
+    if peaks:
+        mb = max(peaks) / 1024
+        out["peak_rss"] = {"value": mb, "target": TARGET_RSS_MB, "met": mb <= TARGET_RSS_MB}
+    return out
+
+
+def _row(label: str, value: str = "", target: str = "", verdict: Any = None) -> Row:
+    mark = "" if verdict is None else "ok" if verdict["met"] else "MISSED"
+    return (label, value, target, mark)
+
+
+def _s(ms: float) -> str:
+    return "never" if ms == float("inf") else f"{ms / 1000:.2f} s"
+
+
+def _rate(trades_per_s: float, seconds: float | None = None) -> str:
+    text = f"{trades_per_s:,.0f} trades/s"
+    return text if seconds is None else f"{text} in {seconds:.1f} s"
+
+
+def _throughput_rows(p: dict[str, Any], v: dict[str, Any]) -> list[Row]:
+    mib = p["message_bytes"] / 2**20
+    objects = len(p["object_sizes"])
+    return [
+        _row(f"throughput: {p['trades']:,} trades in {p['messages']:,} messages ({mib:.0f} MiB)"),
+        _row("  producer parses frames (outside end to end)", _rate(p["parse_rate"], p["parse_s"])),
+        _row("  producer packs, gzips, sends", _rate(p["producer_rate"], p["producer_s"])),
+        _row(
+            f"  ingest ({p['batches']} batches, {objects} lake objects)",
+            _rate(p["ingest_rate"], p["ingest_s"]),
+        ),
+        _row(
+            "  end to end (send + ingest)",
+            _rate(p["end_to_end_rate"]),
+            f">= {TARGET_END_TO_END:,.0f}",
+            v.get("end_to_end"),
+        ),
+        _row("  end to end with frame parsing", _rate(p["with_parse_rate"])),
+        _row("  candles exact (every trade counted once)", "yes" if p["exact"] else "NO"),
+    ]
+
+
+def _latency_rows(lat: dict[str, Any], v: dict[str, Any]) -> list[Row]:
+    per_batch = lat["batch_seconds"] / lat["batches"] if lat["batches"] else 0.0
+    poll = lat["poll_s"] * 1000
+    return [
+        _row(
+            f"latency: {lat['rate']:g} trades/s for {lat['seconds']:g} s, polled every {poll:.0f} ms"
+        ),
+        _row(
+            "  trade time -> counted in DynamoDB, p50 / p99",
+            f"{_s(lat['p50_ms'])} / {_s(lat['p99_ms'])}",
+            f"p99 <= {TARGET_P99_MS / 1000:g} s",
+            v.get("p99"),
+        ),
+        _row(
+            "  max; trades seen / emitted",
+            f"{_s(lat['max_ms'])}; {lat['visible']:,} / {lat['trades']:,}",
+        ),
+        _row("  ingest batches; mean processing time", f"{lat['batches']}; {per_batch:.2f} s"),
+    ]
+
+
+def render(results: dict[str, Any]) -> str:
+    v = results.get("verdicts", {})
+    m = results["machine"]
+    packed, base, lat = results.get("throughput"), results.get("baseline"), results.get("latency")
+    rows: list[Row] = []
+    if packed:
+        rows += _throughput_rows(packed, v)
+    if base:
+        rows += [
+            _row(f"baseline: {base['trades']:,} trades, one per message, {base['rounds']} rounds"),
+            _row(
+                "  send / ingest",
+                f"{base['producer_rate']:,.0f} / {base['ingest_rate']:,.1f} trades/s",
+            ),
+            _row("  end to end", f"{base['end_to_end_rate']:,.1f} trades/s"),
+        ]
+    if "ratio" in v:
+        ratio = v["ratio"]
+        rows.append(
+            _row(
+                "packed / baseline, end to end",
+                f"{ratio['value']:,.0f}x",
+                f">= {TARGET_RATIO:.0f}x",
+                ratio,
+            )
+        )
+    if lat:
+        rows += _latency_rows(lat, v)
+    if "peak_rss" in v:
+        rss = v["peak_rss"]
+        startup = [r["startup_rss_kb"] / 1024 for r in (packed, base) if r]
+        label = "peak RSS of the ingest process"
+        if startup:
+            label += f" (after warm-up: {max(startup):,.0f} MB)"
+        rows.append(_row(label, f"{rss['value']:,.0f} MB", f"<= {TARGET_RSS_MB:.0f} MB", rss))
+    width = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = [
+        f"candleflow benchmark: {m['cpus']} CPUs, Python {m['python']}, "
+        f"commit {m['commit'] or '?'}, {m['time']}",
+        "",
+    ]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, width, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines + _bounds(results))
+
+
+def _bounds(results: dict[str, Any]) -> list[str]:
+    """What the measured times are made of, where the benchmark can tell."""
+    out: list[str] = []
+    f, packed = results.get("floors"), results.get("throughput")
+    if f and packed:
+        ideal = packed["trades"] / (f["sqs_send_s"] + f["ingest_s"])
+        out += [
+            "",
+            f"moto alone on the throughput load ({f['messages']} messages; {f['s3_objects']} "
+            f"objects, {f['s3_bytes'] / 2**20:.0f} MiB), one call at a time:",
+            f"  SQS send {f['sqs_send_s']:.1f} s (the producer took {packed['producer_s']:.1f} s); "
+            f"SQS receive + delete {f['sqs_receive_delete_s']:.1f} s; S3 put {f['s3_put_s']:.1f} s",
+            f"  moto's share of the ingest: {f['ingest_s']:.1f} s of {packed['ingest_s']:.1f} s; "
+            f"end to end if candleflow's own work took no time: {ideal:,.0f} trades/s",
+        ]
+    if results.get("profile"):
+        out += ["", f"ingest profile (cProfile): {results['profile']}"]
+    return out
