@@ -86,6 +86,20 @@ class Settings(BaseSettings):
         description="Longest run of empty 1m klines written between two traded minutes.",
     )
 
+    # --- rollups (1m -> 1h -> 1d) ---
+    rollup_lookback_hours: int = Field(
+        2,
+        ge=0,
+        le=31 * 24,
+        description="A scheduled 1h rollup recomputes the current hour and this many before it.",
+    )
+    rollup_lookback_days: int = Field(
+        2,
+        ge=0,
+        le=366,
+        description="A scheduled 1d rollup recomputes the current day and this many before it.",
+    )
+
     # --- producer ---
     binance_ws_url: str = Field(
         "wss://stream.binance.com:9443",

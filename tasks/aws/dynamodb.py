@@ -2,20 +2,26 @@
 
 Every write is conditional on the item's ``version`` (optimistic locking), so two workers upserting
 the same minute cannot lose each other's trades: the loser gets ``ConflictError``, re-reads and merges.
+
+The same table holds the dirty markers of rolled-up candles (``tasks.core.rollup``): partition
+``_dirty_1h`` / ``_dirty_1d``, sort key ``<parent open time>#<SYMBOL>``, a fresh ``token`` per mark.
+A marker is deleted only if its token is still the one the rollup read before recomputing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from decimal import Decimal
+import uuid
+from collections.abc import Iterable, Iterator
+from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from tasks.aws._errors import error_code, translate
 from tasks.core.candles import id_ranges_text, parse_id_ranges
-from tasks.core.keys import iso_time, market_id
+from tasks.core.keys import dirty_market_id, dirty_sort_key, iso_time, market_id
 from tasks.core.models import Candle, Interval
+from tasks.core.rollup import DirtyMarker, dirty_parents
 from tasks.errors import ConflictError
 
 if TYPE_CHECKING:
@@ -32,11 +38,13 @@ _DECIMALS = (
     "taker_buy_quote_volume",
 )
 CandleKey = tuple[str, Interval, int]
+# DynamoDB numbers hold 38 significant digits; never round silently to Python's default 28.
+_NUMBER = Context(prec=38, traps=[Inexact, InvalidOperation])
 
 
 def _n(value: Decimal | int) -> dict[str, str]:
     if isinstance(value, Decimal):
-        text = format(value.normalize(), "f") if value else "0"
+        text = format(value.normalize(_NUMBER), "f") if value else "0"
         return {"N": text}
     return {"N": str(value)}
 
@@ -176,3 +184,102 @@ def query_candles(
         if "LastEvaluatedKey" not in response or (limit is not None and returned >= limit):
             return
         kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def mark_dirty(client: DynamoDBClient, table: str, candles: Iterable[Candle]) -> int:
+    """Record that the parents of ``candles`` (1m -> 1h, 1h -> 1d) must be rolled up again.
+
+    Call it after writing the candles. Each mark sets a fresh token, so a rollup that read the
+    marker before this write cannot clear it. Returns the number of markers set.
+    """
+    parents = sorted(dirty_parents(candles), key=lambda k: (k[1].value, k[2], k[0]))
+    for symbol, interval, open_time in parents:
+        with translate("dynamodb", "UpdateItem", f"table {table!r}"):
+            client.update_item(
+                TableName=table,
+                Key={
+                    "marketid": {"S": dirty_market_id(interval)},
+                    "timestamp": {"S": dirty_sort_key(symbol, open_time)},
+                },
+                UpdateExpression="SET #s = :s, #i = :i, #o = :o, #t = :t",
+                ExpressionAttributeNames={
+                    "#s": "symbol",
+                    "#i": "interval",
+                    "#o": "open_time",
+                    "#t": "token",
+                },
+                ExpressionAttributeValues={
+                    ":s": {"S": symbol},
+                    ":i": {"S": interval.value},
+                    ":o": {"N": str(open_time)},
+                    ":t": {"S": uuid.uuid4().hex},
+                },
+            )
+    return len(parents)
+
+
+def dirty_markers(
+    client: DynamoDBClient,
+    table: str,
+    interval: Interval,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+) -> list[DirtyMarker]:
+    """The markers of ``interval`` parents, all or those opening in ``start_ms..end_ms``."""
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "marketid = :m",
+        "ExpressionAttributeValues": {":m": {"S": dirty_market_id(interval)}},
+        "ConsistentRead": True,
+    }
+    if start_ms is not None and end_ms is not None:
+        kwargs["KeyConditionExpression"] += " AND #ts BETWEEN :a AND :b"
+        kwargs["ExpressionAttributeNames"] = {"#ts": "timestamp"}
+        kwargs["ExpressionAttributeValues"].update(
+            {
+                ":a": {"S": dirty_sort_key("", start_ms)},
+                ":b": {"S": dirty_sort_key("~", end_ms)},  # "~" sorts after every symbol
+            }
+        )
+    markers = []
+    while True:
+        with translate("dynamodb", "Query", f"table {table!r}"):
+            response = client.query(**kwargs)
+        markers += [
+            DirtyMarker(
+                item["symbol"]["S"],
+                Interval(item["interval"]["S"]),
+                int(item["open_time"]["N"]),
+                item["token"]["S"],
+            )
+            for item in response.get("Items", [])
+        ]
+        if "LastEvaluatedKey" not in response:
+            return markers
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def clear_dirty(client: DynamoDBClient, table: str, marker: DirtyMarker) -> bool:
+    """Delete ``marker`` unless it was marked again since it was read; True if deleted."""
+    try:
+        with translate("dynamodb", "DeleteItem", f"table {table!r}"):
+            client.delete_item(
+                TableName=table,
+                Key={
+                    "marketid": {"S": dirty_market_id(marker.interval)},
+                    "timestamp": {"S": dirty_sort_key(marker.symbol, marker.open_time)},
+                },
+                # A new token means a child changed after our rollup read it: keep the marker.
+                ConditionExpression="#t = :t",
+                ExpressionAttributeNames={"#t": "token"},
+                ExpressionAttributeValues={":t": {"S": marker.token}},
+            )
+    except Exception as exc:
+        cause = exc.__cause__
+        if (
+            isinstance(cause, ClientError)
+            and error_code(cause) == "ConditionalCheckFailedException"
+        ):
+            return False
+        raise
+    return True

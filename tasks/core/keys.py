@@ -38,6 +38,19 @@ def market_id(symbol: str, interval: Interval) -> str:
     return f"{symbol}_{interval.value}"
 
 
+def dirty_market_id(interval: Interval) -> str:
+    """Partition of the markers of ``interval`` candles awaiting a re-roll: ``_dirty_1h``.
+
+    The leading underscore keeps it apart from every market (symbols are alphanumeric).
+    """
+    return f"_dirty_{interval.value}"
+
+
+def dirty_sort_key(symbol: str, open_time: int) -> str:
+    """Sort key of a dirty marker, parent start then symbol: ``2024-08-08T23:00:00Z#BTCUSDT``."""
+    return f"{iso_time(open_time)}#{symbol}"
+
+
 def partition_path(symbol: str, time_ms: int) -> str:
     """Hive partition of a trade time: ``symbol=BTCUSDT/date=2024-08-08/hour=23``."""
     moment = utc(time_ms)
