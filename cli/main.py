@@ -14,7 +14,7 @@ from tasks.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cli import aws, candles, ingest, produce, stack
+    from cli import aws, bench, candles, ingest, produce, rollup, stack
 
     parser = argparse.ArgumentParser(
         prog="candleflow",
@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     produce.register(sub)
     ingest.register(sub)
     candles.register(sub)
+    rollup.register(sub)
     stack.register(sub)
+    bench.register(sub)
     return parser
 
 

@@ -7,18 +7,22 @@ from deployments.serve import PREFECT_YAML, load_entries, load_flow, to_deployme
 
 def test_every_prefect_yaml_entry_points_at_a_real_flow() -> None:
     entries = load_entries(PREFECT_YAML)
-    assert [e.name for e in entries] == ["ingest-trades"]
+    assert [e.name for e in entries] == ["ingest-trades", "rollup-candles-1h", "rollup-candles-1d"]
     for entry in entries:
-        flow = load_flow(entry.entrypoint)
-        assert flow.name == entry.name
+        assert entry.name.startswith(load_flow(entry.entrypoint).name)
 
 
-def test_the_ingest_deployment_runs_every_minute_polling_for_55_seconds(
+def test_schedules_parameters_and_limits_reach_the_served_deployments(
     prefect_harness: None,
 ) -> None:
-    [entry] = load_entries(PREFECT_YAML)
-    deployment = to_deployment(entry)
-    assert deployment.parameters == {"max_seconds": 55, "until_empty": False}
-    [schedule] = deployment.schedules
+    deployments = {e.name: to_deployment(e) for e in load_entries(PREFECT_YAML)}
+    ingest = deployments["ingest-trades"]
+    assert ingest.parameters == {"max_seconds": 55, "until_empty": False}
+    [schedule] = ingest.schedules
     assert schedule.schedule.interval == timedelta(seconds=60)
-    assert deployment.concurrency_limit == 1
+    assert ingest.concurrency_limit == 1
+    hourly, daily = deployments["rollup-candles-1h"], deployments["rollup-candles-1d"]
+    assert (hourly.parameters, daily.parameters) == ({"interval": "1h"}, {"interval": "1d"})
+    assert hourly.schedules[0].schedule.cron == "1 * * * *"
+    assert daily.schedules[0].schedule.cron == "1 0 * * *"
+    assert daily.schedules[0].schedule.timezone == "UTC"
