@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 
 from infra.spec import ResourceSpec
+from tasks.aws import glue
 from tasks.aws._errors import error_code, translate
 from tasks.aws.clients import AwsClients
+from tasks.core.catalog import lake_tables, table_input
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,10 @@ def provision(clients: AwsClients, spec: ResourceSpec) -> Provisioned:
     with translate("sns", "CreateTopic", spec.alerts_topic):
         topic_arn = clients.sns.create_topic(Name=spec.alerts_topic)["TopicArn"]
     _glue_database(clients, spec.glue_database)
+    for lake_table in lake_tables(spec):
+        glue.ensure_table(
+            clients.glue, spec.glue_database, table_input(lake_table, spec.bucket.name)
+        )
     return Provisioned(
         queue_url,
         dlq_url,

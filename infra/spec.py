@@ -27,6 +27,8 @@ class BucketSpec:
     raw_prefix: str = "raw/trades"
     trades_prefix: str = "trades"
     quarantine_prefix: str = "quarantine/trades"
+    candles_prefix: str = "candles"
+    athena_results_prefix: str = "athena-results"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +39,23 @@ class TableSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class CatalogSpec:
+    """The Glue tables over the lake, the crawler that keeps their partitions on AWS, Athena's workgroup."""
+
+    trades_table: str
+    candles_table: str
+    crawler: str
+    athena_workgroup: str
+
+
+@dataclass(frozen=True, slots=True)
 class ResourceSpec:
     queue: QueueSpec
     bucket: BucketSpec
     table: TableSpec
     alerts_topic: str
     glue_database: str
+    catalog: CatalogSpec
 
 
 def resource_spec(settings: Settings) -> ResourceSpec:
@@ -58,4 +71,10 @@ def resource_spec(settings: Settings) -> ResourceSpec:
         table=TableSpec(name=f"{p}-candles"),
         alerts_topic=f"{p}-alerts",
         glue_database=p.replace("-", "_"),
+        catalog=CatalogSpec(
+            trades_table="trades",
+            candles_table="candles",
+            crawler=f"{p}-lake",
+            athena_workgroup=p,
+        ),
     )

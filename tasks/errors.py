@@ -5,7 +5,8 @@ CandleflowError
 ├── AwsError             an AWS call failed; carries the service, operation and AWS error code
 │   └── ResourceMissing  the resource does not exist: run `candleflow provision`
 ├── ConflictError        a conditional write lost a race; the caller re-reads and retries
-└── DecodeError          an SQS message body breaks the producer contract (goes to the DLQ)
+├── DecodeError          an SQS message body breaks the producer contract (goes to the DLQ)
+└── QueryError           a SQL query failed, was cancelled or ran past its deadline (names the engine)
 """
 
 from __future__ import annotations
@@ -36,4 +37,8 @@ class ConflictError(CandleflowError):
 
 
 class DecodeError(CandleflowError):
+    pass
+
+
+class QueryError(CandleflowError):
     pass

@@ -8,7 +8,7 @@ AWS endpoints, region and credentials are *not* here: boto3 reads them from the 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -98,6 +98,29 @@ class Settings(BaseSettings):
         ge=0,
         le=366,
         description="A scheduled 1d rollup recomputes the current day and this many before it.",
+    )
+
+    # --- catalog and SQL (Glue, Athena, the local engine) ---
+    query_engine: Literal["auto", "athena", "local"] = Field(
+        "auto",
+        description=(
+            "Engine of `candleflow query`: Athena, or polars SQL reading the lake's Parquet from S3; "
+            "auto = Athena when the AWS endpoint is AWS itself, the local engine otherwise."
+        ),
+    )
+    athena_timeout_s: float = Field(
+        300.0,
+        gt=0,
+        le=3600,
+        description="Longest wait for an Athena query to finish, seconds; it is cancelled after.",
+    )
+    glue_crawler_role: str | None = Field(
+        None,
+        pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$",
+        description=(
+            "IAM role ARN the Glue crawler runs as on AWS. Unset: no crawler is created and the "
+            "catalog is kept current through the Glue API alone."
+        ),
     )
 
     # --- producer ---

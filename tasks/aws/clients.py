@@ -15,6 +15,7 @@ import boto3
 from botocore.config import Config
 
 if TYPE_CHECKING:
+    from mypy_boto3_athena import AthenaClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_glue import GlueClient
     from mypy_boto3_s3 import S3Client
@@ -67,3 +68,7 @@ class AwsClients:
     @cached_property
     def sts(self) -> STSClient:
         return self.session.client("sts", region_name=self.region, config=_config())
+
+    @cached_property
+    def athena(self) -> AthenaClient:
+        return self.session.client("athena", region_name=self.region, config=_config())

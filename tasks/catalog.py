@@ -1,0 +1,185 @@
+"""Prefect tasks keeping the Glue catalog current with the lake, and writing candles into the lake.
+
+``register_partitions`` and ``export_candles`` take any context with ``spec`` and ``clients`` (the
+ingest's ``IngestContext`` is one), so the ingest registers the partitions of what it just wrote and the
+catalog never lags; the ``update-catalog`` flow is the periodic sweep that catches anything missed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from infra.spec import ResourceSpec, resource_spec
+from tasks.aws import dynamodb, glue, s3
+from tasks.aws.clients import AwsClients
+from tasks.core.candle_lake import CandleSpan, candle_object
+from tasks.core.catalog import (
+    LakeTable,
+    is_aws_endpoint,
+    lake_tables,
+    partition_input,
+    partitions_of_keys,
+    table_input,
+)
+from tasks.errors import ResourceMissing
+from tasks.settings import Settings
+
+Partitions = dict[str, set[tuple[str, ...]]]
+
+
+class LakeContext(Protocol):
+    """What the catalog tasks need from a flow's context."""
+
+    @property
+    def spec(self) -> ResourceSpec: ...
+
+    @property
+    def clients(self) -> AwsClients: ...
+
+
+@dataclass(frozen=True)
+class CatalogContext:
+    settings: Settings
+    spec: ResourceSpec
+    clients: AwsClients
+
+
+@dataclass(frozen=True)
+class CatalogReport:
+    tables: dict[str, str] = field(default_factory=dict)
+    lake_partitions: dict[str, int] = field(default_factory=dict)
+    added_partitions: dict[str, int] = field(default_factory=dict)
+    crawler: str = ""
+
+    def markdown(self) -> str:
+        rows = "\n".join(
+            f"| `{name}` | {state} | {self.lake_partitions.get(name, 0)} | "
+            f"{self.added_partitions.get(name, 0)} |"
+            for name, state in sorted(self.tables.items())
+        )
+        return (
+            "**update-catalog**\n\n| table | definition | partitions in the lake | newly registered |\n"
+            f"| --- | --- | ---: | ---: |\n{rows}\n\ncrawler: {self.crawler}"
+        )
+
+
+@task(cache_policy=NO_CACHE)
+def connect_catalog(settings: Settings) -> CatalogContext:
+    return CatalogContext(settings, resource_spec(settings), AwsClients())
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
+def ensure_tables(ctx: LakeContext) -> dict[str, str]:
+    """Create or update the lake's Glue tables from the spec; returns each table's state."""
+    return {
+        t.name: glue.ensure_table(
+            ctx.clients.glue, ctx.spec.glue_database, table_input(t, ctx.spec.bucket.name)
+        )
+        for t in lake_tables(ctx.spec)
+    }
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
+def lake_partitions(ctx: LakeContext) -> Partitions:
+    """Every partition that holds at least one object in the lake, by table."""
+    found: Partitions = {}
+    for table in lake_tables(ctx.spec):
+        keys = s3.list_keys(ctx.clients.s3, ctx.spec.bucket.name, f"{table.prefix}/")
+        found.update(partitions_of_keys([table], keys))
+    return found
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
+def add_missing_partitions(ctx: LakeContext, found: Partitions) -> dict[str, int]:
+    """Register the partitions Glue does not list yet; returns how many each table gained."""
+    added: dict[str, int] = {}
+    for table in lake_tables(ctx.spec):
+        known = {
+            p.values for p in glue.partitions(ctx.clients.glue, ctx.spec.glue_database, table.name)
+        }
+        added[table.name] = _add(ctx, table, found.get(table.name, set()) - known)
+    return added
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
+def register_partitions(ctx: LakeContext, keys: Iterable[str]) -> int:
+    """Register the partitions of objects just written (any lake keys; others are ignored).
+
+    Idempotent and cheap: one ``BatchCreatePartition`` per table touched, existing partitions are fine.
+    Creates the tables first if they do not exist yet.
+    """
+    return _register(ctx, keys)
+
+
+def _register(ctx: LakeContext, keys: Iterable[str]) -> int:
+    found = partitions_of_keys(lake_tables(ctx.spec), keys)
+    return sum(_add(ctx, t, found.get(t.name, set())) for t in lake_tables(ctx.spec))
+
+
+def _add(ctx: LakeContext, table: LakeTable, values: set[tuple[str, ...]]) -> int:
+    if not values:
+        return 0
+    bucket, database = ctx.spec.bucket.name, ctx.spec.glue_database
+    inputs = [partition_input(table, bucket, v) for v in sorted(values)]
+    try:
+        return glue.add_partitions(ctx.clients.glue, database, table.name, inputs)
+    except ResourceMissing:
+        glue.ensure_table(ctx.clients.glue, database, table_input(table, bucket))
+        return glue.add_partitions(ctx.clients.glue, database, table.name, inputs)
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
+def export_candles(ctx: LakeContext, spans: Iterable[CandleSpan]) -> list[str]:
+    """Rebuild the lake objects of these candle spans from DynamoDB and register their partitions.
+
+    Call it with ``candle_spans(written)`` after candles are upserted: each span's object is read back
+    whole and rewritten at the same key, so late trades and re-rolls replace the old object.
+    """
+    spec, clients = ctx.spec, ctx.clients
+    keys: list[str] = []
+    for span in spans:
+        candles = list(
+            dynamodb.query_candles(
+                clients.dynamodb,
+                spec.table.name,
+                span.symbol,
+                span.interval,
+                span.start_ms,
+                span.last_open_time,
+            )
+        )
+        if not candles:
+            continue
+        obj = candle_object(spec.bucket.candles_prefix, span, candles)
+        s3.put(clients.s3, spec.bucket.name, obj.key, obj.body, obj.content_type)
+        keys.append(obj.key)
+    _register(ctx, keys)
+    return keys
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30])
+def start_crawler(ctx: CatalogContext) -> str:
+    """On AWS: ensure the crawler (when a role is set) and start it. Elsewhere: nothing to do."""
+    logger = get_run_logger()
+    glue_client, spec = ctx.clients.glue, ctx.spec
+    if not is_aws_endpoint(glue_client.meta.endpoint_url):
+        return "not started: not on AWS (partitions are registered through the Glue API)"
+    role = ctx.settings.glue_crawler_role
+    if role is not None:
+        tables = [t.name for t in lake_tables(spec)]
+        glue.ensure_crawler(glue_client, spec.catalog.crawler, role, spec.glue_database, tables)
+    try:
+        started = glue.start_crawler(glue_client, spec.catalog.crawler)
+    except ResourceMissing:
+        logger.warning(
+            "no Glue crawler %s and CANDLEFLOW_GLUE_CRAWLER_ROLE is unset: partitions are kept "
+            "current through the Glue API only",
+            spec.catalog.crawler,
+        )
+        return "not started: no crawler (set CANDLEFLOW_GLUE_CRAWLER_ROLE to create one)"
+    return f"{spec.catalog.crawler} started" if started else f"{spec.catalog.crawler} still running"
