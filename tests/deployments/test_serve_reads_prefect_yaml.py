@@ -7,7 +7,12 @@ from deployments.serve import PREFECT_YAML, load_entries, load_flow, to_deployme
 
 def test_every_prefect_yaml_entry_points_at_a_real_flow() -> None:
     entries = load_entries(PREFECT_YAML)
-    assert [e.name for e in entries] == ["ingest-trades", "rollup-candles-1h", "rollup-candles-1d"]
+    assert [e.name for e in entries] == [
+        "ingest-trades",
+        "rollup-candles-1h",
+        "rollup-candles-1d",
+        "update-catalog",
+    ]
     for entry in entries:
         assert entry.name.startswith(load_flow(entry.entrypoint).name)
 
@@ -26,3 +31,5 @@ def test_schedules_parameters_and_limits_reach_the_served_deployments(
     assert hourly.schedules[0].schedule.cron == "1 * * * *"
     assert daily.schedules[0].schedule.cron == "1 0 * * *"
     assert daily.schedules[0].schedule.timezone == "UTC"
+    [every5] = deployments["update-catalog"].schedules
+    assert every5.schedule.interval == timedelta(minutes=5)
