@@ -2,15 +2,19 @@
 
 Per batch: receive -> decode + validate -> quarantine/DLQ the bad -> lake (raw NDJSON + Parquet)
 -> upsert 1m candles -> empty klines -> delete the messages. Messages are deleted only after every
-durable write, and every write is idempotent, so a crash anywhere means a harmless redelivery.
+durable write, and every write is idempotent, so a crash anywhere means a harmless redelivery. The
+next batch is received while the current one is processed.
 """
 
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.futures import PrefectFuture
 
 from tasks.ingest import (
+    Batch,
+    IngestContext,
     IngestReport,
     batch_report,
     connect,
@@ -34,23 +38,19 @@ def ingest_trades(max_seconds: float | None = None, until_empty: bool = True) ->
     settings = Settings()
     ctx = connect(settings)
     report = IngestReport()
-    started = monotonic()
-    while max_seconds is None or monotonic() - started < max_seconds:
-        batch = receive_batch(ctx, settings.receive_wait_s)
+    deadline = None if max_seconds is None else monotonic() + max_seconds
+    receiving: PrefectFuture[Batch] | None = receive_batch.submit(ctx, settings.receive_wait_s)
+    while receiving is not None:
+        batch = receiving.result()
+        in_time = deadline is None or monotonic() < deadline
         if not batch.messages:
-            if until_empty and batch.drained:
+            if (until_empty and batch.drained) or not in_time:
                 break
+            receiving = receive_batch.submit(ctx, settings.receive_wait_s)
             continue
-        began = monotonic()
-        parsed = decode_and_validate(ctx, batch, now_ms())
-        keep_rejects(ctx, parsed, min(m.sent_timestamp_ms for m in batch.messages))
-        new, stored, objects = write_lake(ctx, parsed.trades)
-        written = upsert_candles(ctx, new, stored)
-        empty = fill_empty_candles(ctx, written)
-        delete_messages(ctx, batch)
-        done = batch_report(
-            batch, parsed, new.height, objects, len(written), empty, monotonic() - began
-        )
+        # The next batch is received while this one is written (its messages stay invisible).
+        receiving = receive_batch.submit(ctx, settings.receive_wait_s) if in_time else None
+        done = ingest_batch(ctx, batch)
         report += done
         logger.info("batch %d: %s", report.batches, done.summary())
     logger.info("ingest done: %s", report.summary())
@@ -60,3 +60,17 @@ def ingest_trades(max_seconds: float | None = None, until_empty: bool = True) ->
         description="ingest",
     )
     return report
+
+
+def ingest_batch(ctx: IngestContext, batch: Batch) -> IngestReport:
+    """One batch, start to finish; its frames are released when this returns."""
+    began = monotonic()
+    parsed = decode_and_validate(ctx, batch, now_ms())
+    keep_rejects(ctx, parsed, min(m.sent_timestamp_ms for m in batch.messages))
+    new, stored, objects = write_lake(ctx, parsed.trades)
+    written = upsert_candles(ctx, new, stored)
+    empty = fill_empty_candles(ctx, written)
+    delete_messages(ctx, batch)
+    return batch_report(
+        batch, parsed, new.height, objects, len(written), empty, monotonic() - began
+    )

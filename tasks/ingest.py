@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import polars as pl
 from prefect import get_run_logger, task
@@ -12,10 +15,18 @@ from prefect.cache_policies import NO_CACHE
 from infra.spec import ResourceSpec, resource_spec
 from tasks.aws import dynamodb, s3, sqs
 from tasks.aws.clients import AwsClients
-from tasks.core.candles import aggregate, exclude_known, merge, plan_empty_fill
+from tasks.core.candles import (
+    CandleKey,
+    aggregate,
+    candle_keys,
+    exclude_known,
+    in_candle,
+    merge,
+    plan_empty_fill,
+)
 from tasks.core.contract import CONTENT_ENCODING, decode_body
 from tasks.core.expectations import trade_suite
-from tasks.core.lake import quarantine_object, trade_objects
+from tasks.core.lake import partition_objects, partitions, quarantine_object
 from tasks.core.models import Candle, Interval
 from tasks.core.trades import (
     Reject,
@@ -29,6 +40,26 @@ from tasks.settings import Settings
 from tasks.validate import validate_trades, warm_up
 
 MAX_CONFLICT_RETRIES = 20
+# The independent AWS calls of a batch (S3 puts, candle writes, deletes) run on this many threads:
+# boto3 clients are thread-safe, the calls mostly wait on the network, and zlib, hashlib and polars
+# release the GIL while they build lake objects.
+AWS_THREADS = 8
+
+# Lines decoded and validated at a time: bounds the intermediate frames (about 1 KB per line)
+# whatever the batch size, for great-expectations' fixed cost (~0.15 s) per validation.
+VALIDATE_LINES = 100_000
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def in_parallel(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``[fn(i) for i in items]`` on up to ``AWS_THREADS`` threads; the first error propagates."""
+    if len(items) < 2:
+        return [fn(i) for i in items]
+    workers = min(AWS_THREADS, len(items))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
+        return list(pool.map(fn, items))
 
 
 @dataclass(frozen=True)
@@ -117,55 +148,95 @@ def connect(settings: Settings) -> IngestContext:
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])
 def receive_batch(ctx: IngestContext, wait_s: int) -> Batch:
-    """Receive up to ``batch_max_messages`` messages; long-polls only while the queue is empty."""
+    """Receive up to ``batch_max_messages`` messages holding up to ``batch_max_trades`` trades.
+
+    Long-polls only while the queue is empty. The first call takes one message (a batch holds at
+    least one, however large); each further call takes no more messages than fit in the trade
+    limit if they are as large as the largest so far.
+    """
     messages: list[sqs.ReceivedMessage] = []
-    limit = ctx.settings.batch_max_messages
+    limit, max_trades = ctx.settings.batch_max_messages, ctx.settings.batch_max_trades
+    trades = largest = 0
     while len(messages) < limit:
-        got = sqs.receive(
-            ctx.clients.sqs,
-            ctx.queue_url,
-            limit - len(messages),
-            0 if messages else wait_s,
-        )
+        room = 1
+        if messages:
+            room = min(limit - len(messages), sqs.MAX_BATCH_ENTRIES)
+            room = min(room, (max_trades - trades) // max(largest, 1))
+            if room < 1:
+                break
+        got = sqs.receive(ctx.clients.sqs, ctx.queue_url, room, 0 if messages else wait_s)
         if not got:
             break
         messages += got
+        counts = [_line_count(m, ctx.settings.max_body_bytes) for m in got]
+        trades, largest = trades + sum(counts), max(largest, *counts)
     if not messages:
         return Batch([], drained=sqs.depth(ctx.clients.sqs, ctx.queue_url)[0] == 0)
     return Batch(messages)
 
 
+def _line_count(message: sqs.ReceivedMessage, max_bytes: int) -> int:
+    """Lines in a message's body; 0 when it breaks the contract (it goes to the DLQ)."""
+    try:
+        body = decode_body(message.body, message.attributes.get(CONTENT_ENCODING), max_bytes)
+    except DecodeError:
+        return 0
+    return body.count(b"\n") + 1
+
+
 @task(cache_policy=NO_CACHE)
 def decode_and_validate(ctx: IngestContext, batch: Batch, now_ms: int) -> Parsed:
-    """Decode bodies (contract), parse lines, validate with great-expectations, dedupe by trade id."""
-    decoded: list[tuple[str, int, bytes]] = []
-    undecodable: list[tuple[sqs.ReceivedMessage, str]] = []
-    for m in batch.messages:
-        try:
-            body = decode_body(
-                m.body, m.attributes.get(CONTENT_ENCODING), ctx.settings.max_body_bytes
-            )
-        except DecodeError as exc:
-            undecodable.append((m, str(exc)))
-            continue
-        decoded.append((m.message_id, m.sent_timestamp_ms, body))
-    lines = lines_frame(decoded)
-    rows, bad_json = decode_lines(lines)
+    """Decode bodies (contract), parse lines, validate with great-expectations, dedupe by trade id.
+
+    Messages go through in groups of about ``VALIDATE_LINES`` lines, so the intermediate frames
+    stay small whatever the batch size; rejects keep the order of one pass over the whole batch.
+    """
     suite = trade_suite(
         ctx.settings.symbols,
         int(ctx.settings.earliest_trade_time.timestamp() * 1000),
         now_ms + ctx.settings.max_future_skew_s * 1000,
     )
-    outcome = validate_trades(rows, suite)
-    typed = typed_trades(outcome.valid)
+    undecodable: list[tuple[sqs.ReceivedMessage, str]] = []
+    parts: list[pl.DataFrame] = []
+    bad_json: list[Reject] = []
+    invalid: list[Reject] = []
+    lines = 0
+    for group in _decoded_groups(batch, ctx.settings.max_body_bytes, undecodable):
+        frame = lines_frame(group)
+        del group
+        lines += frame.height
+        rows, bad = decode_lines(frame)
+        del frame
+        outcome = validate_trades(rows, suite)
+        del rows
+        parts.append(typed_trades(outcome.valid))
+        bad_json += bad
+        invalid += outcome.rejects
+    typed = pl.concat(parts)
     trades = distinct_trades(typed)
-    return Parsed(
-        trades,
-        lines.height,
-        typed.height - trades.height,
-        bad_json + outcome.rejects,
-        undecodable,
-    )
+    return Parsed(trades, lines, typed.height - trades.height, bad_json + invalid, undecodable)
+
+
+def _decoded_groups(
+    batch: Batch, max_bytes: int, undecodable: list[tuple[sqs.ReceivedMessage, str]]
+) -> Iterator[list[tuple[str, int, bytes]]]:
+    """Decoded bodies (id, sent ms, NDJSON) in groups of about ``VALIDATE_LINES`` lines (at least
+    one group, maybe empty); undecodable messages are appended to ``undecodable`` with the reason."""
+    group: list[tuple[str, int, bytes]] = []
+    lines = groups = 0
+    for m in batch.messages:
+        try:
+            body = decode_body(m.body, m.attributes.get(CONTENT_ENCODING), max_bytes)
+        except DecodeError as exc:
+            undecodable.append((m, str(exc)))
+            continue
+        group.append((m.message_id, m.sent_timestamp_ms, body))
+        lines += body.count(b"\n") + 1
+        if lines >= VALIDATE_LINES:
+            yield group
+            group, lines, groups = [], 0, groups + 1
+    if group or not groups:
+        yield group
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
@@ -191,47 +262,46 @@ def keep_rejects(ctx: IngestContext, parsed: Parsed, received_ms: int) -> None:
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
 def write_lake(
     ctx: IngestContext, trades: pl.DataFrame
-) -> tuple[pl.DataFrame, dict[dynamodb.CandleKey, Candle], int]:
+) -> tuple[pl.DataFrame, dict[CandleKey, Candle], int]:
     """Write trades no stored candle holds yet to the lake; returns them, the stored candles, objects."""
-    keys = [
-        (s, Interval.M1, Interval.M1.floor(t))
-        for s, t in trades.select("symbol", "trade_time").unique().iter_rows()
-    ]
-    stored = dynamodb.get_candles(ctx.clients.dynamodb, ctx.spec.table.name, keys)
+    stored = dynamodb.get_candles(ctx.clients.dynamodb, ctx.spec.table.name, candle_keys(trades))
     new = exclude_known(trades, stored.values())
-    objects = trade_objects(new, ctx.spec.bucket.raw_prefix, ctx.spec.bucket.trades_prefix)
-    for obj in objects:
-        s3.put(ctx.clients.s3, ctx.spec.bucket.name, obj.key, obj.body, obj.content_type)
-    return new, stored, len(objects)
+    bucket = ctx.spec.bucket
+
+    def write(part: pl.DataFrame) -> int:
+        objects = partition_objects(part, bucket.raw_prefix, bucket.trades_prefix)
+        for obj in objects:
+            s3.put(ctx.clients.s3, bucket.name, obj.key, obj.body, obj.content_type)
+        return len(objects)
+
+    return new, stored, sum(in_parallel(write, partitions(new)))
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
 def upsert_candles(
-    ctx: IngestContext, new: pl.DataFrame, stored: dict[dynamodb.CandleKey, Candle]
+    ctx: IngestContext, new: pl.DataFrame, stored: dict[CandleKey, Candle]
 ) -> list[Candle]:
     """Merge new trades into the stored 1m candles with conditional writes; re-read on conflicts."""
     client, table = ctx.clients.dynamodb, ctx.spec.table.name
-    minutes = new.with_columns(
-        open_time=pl.col("trade_time") - pl.col("trade_time") % Interval.M1.ms
-    )
-    written: list[Candle] = []
-    for (symbol, open_time), trades in minutes.partition_by(
-        "symbol", "open_time", as_dict=True
-    ).items():
-        key = (str(symbol), Interval.M1, int(open_time))
-        existing = stored.get(key)
+    fresh = exclude_known(new, stored.values())
+    parts = {(c.symbol, c.interval, c.open_time): c for c in aggregate(fresh)}
+
+    def upsert(key: CandleKey) -> Candle | None:
+        existing, part = stored.get(key), parts[key]
         for _ in range(MAX_CONFLICT_RETRIES):
-            parts = aggregate(exclude_known(trades, [existing] if existing else []))
-            if not parts:
-                break  # another worker already counted every one of these trades
             try:
-                written.append(dynamodb.put_candle(client, table, merge(existing, parts[0])))
-                break
+                return dynamodb.put_candle(client, table, merge(existing, part))
             except ConflictError:
                 existing = dynamodb.get_candles(client, table, [key]).get(key)
-        else:
-            raise ConflictError(f"gave up on {key} after {MAX_CONFLICT_RETRIES} conflicting writes")
-    return written
+                again = aggregate(
+                    exclude_known(in_candle(fresh, key), [existing] if existing else [])
+                )
+                if not again:
+                    return None  # another worker already counted every one of these trades
+                part = again[0]
+        raise ConflictError(f"gave up on {key} after {MAX_CONFLICT_RETRIES} conflicting writes")
+
+    return [c for c in in_parallel(upsert, list(parts)) if c is not None]
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
@@ -240,8 +310,8 @@ def fill_empty_candles(ctx: IngestContext, written: list[Candle]) -> int:
     logger = get_run_logger()
     client, table = ctx.clients.dynamodb, ctx.spec.table.name
     limit = ctx.settings.max_empty_fill_minutes
-    count = 0
-    for symbol in sorted({c.symbol for c in written}):
+
+    def fill(symbol: str) -> int:
         touched = [c.open_time for c in written if c.symbol == symbol]
         lo, hi = min(touched), max(touched)
         window = list(
@@ -271,6 +341,7 @@ def fill_empty_candles(ctx: IngestContext, written: list[Candle]) -> int:
                 skipped,
                 limit,
             )
+        count = 0
         for candle in writes:
             try:
                 dynamodb.put_candle(client, table, candle)
@@ -281,13 +352,21 @@ def fill_empty_candles(ctx: IngestContext, written: list[Candle]) -> int:
                     symbol,
                     candle.open_time,
                 )
-    return count
+        return count
+
+    return sum(in_parallel(fill, sorted({c.symbol for c in written})))
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])
 def delete_messages(ctx: IngestContext, batch: Batch) -> None:
     """Delete the batch's messages, only after every durable write succeeded."""
-    failed = sqs.delete(ctx.clients.sqs, ctx.queue_url, batch.receipt_handles)
+    handles, step = batch.receipt_handles, sqs.MAX_BATCH_ENTRIES
+    chunks = [handles[i : i + step] for i in range(0, len(handles), step)]
+    failed = [
+        f
+        for errors in in_parallel(lambda c: sqs.delete(ctx.clients.sqs, ctx.queue_url, c), chunks)
+        for f in errors
+    ]
     if failed:
         get_run_logger().warning(
             "%d message(s) not deleted (they will be redelivered): %s",

@@ -28,6 +28,7 @@ from tasks.core.models import (
 from tasks.core.trades import QUOTE
 
 _GROUP = ("symbol", "open_time")
+CandleKey = tuple[str, Interval, int]
 
 
 def _sum_or_zero(expr: pl.Expr) -> pl.Expr:
@@ -40,7 +41,9 @@ def aggregate(trades: pl.DataFrame, interval: Interval = Interval.M1) -> list[Ca
         return []
     frame = (
         trades.lazy()
-        .unique(subset=["symbol", "trade_id"], keep="first")
+        # The first row of each (symbol, trade id), as unique(keep="first") keeps, at a fraction of
+        # its memory (no hash table keyed by the string column).
+        .filter(pl.col("trade_id").is_first_distinct().over("symbol"))
         .with_columns(open_time=pl.col("trade_time") - pl.col("trade_time") % interval.ms)
         .sort("symbol", "trade_id")
         .with_columns(quote=pl.col("price").cast(QUOTE) * pl.col("quantity"))
@@ -90,7 +93,7 @@ def aggregate(trades: pl.DataFrame, interval: Interval = Interval.M1) -> list[Ca
 
 
 def exclude_known(trades: pl.DataFrame, known: Iterable[Candle]) -> pl.DataFrame:
-    """The trades whose (symbol, id) no known candle holds yet."""
+    """The trades whose (symbol, id) no known candle holds yet, in their original order."""
     ranges = [(c.symbol, lo, hi) for c in known for lo, hi in c.trade_ids]
     if not ranges or trades.height == 0:
         return trades
@@ -99,11 +102,40 @@ def exclude_known(trades: pl.DataFrame, known: Iterable[Candle]) -> pl.DataFrame
         schema={"symbol": pl.String, "_lo": pl.Int64, "_hi": pl.Int64},
         orient="row",
     ).sort("_lo")
-    joined = trades.sort("trade_id").join_asof(
-        table, left_on="trade_id", right_on="_lo", by="symbol", strategy="backward"
+    # Match on the two key columns only and filter the frame once: copying whole rows (the raw
+    # line included) to sort and join them costs more than the rest of the lookup.
+    keys = trades.select("symbol", "trade_id").with_row_index("_row").sort("trade_id")
+    # Both sides are sorted by the join key just above; polars cannot verify that when ``by`` is
+    # given and would warn on every call.
+    joined = keys.join_asof(
+        table,
+        left_on="trade_id",
+        right_on="_lo",
+        by="symbol",
+        strategy="backward",
+        check_sortedness=False,
     )
-    fresh = pl.col("_hi").is_null() | (pl.col("trade_id") > pl.col("_hi"))
-    return joined.filter(fresh).drop("_lo", "_hi")
+    held = joined.filter(pl.col("trade_id") <= pl.col("_hi")).get_column("_row")
+    if held.len() == 0:
+        return trades
+    return trades.filter(pl.repeat(True, trades.height, eager=True).scatter(held, False))
+
+
+def candle_keys(trades: pl.DataFrame, interval: Interval = Interval.M1) -> list[CandleKey]:
+    """(symbol, interval, open time) of every candle the trades fall in."""
+    opened = trades.select(
+        "symbol", open_time=pl.col("trade_time") - pl.col("trade_time") % interval.ms
+    ).unique(maintain_order=True)
+    return [(symbol, interval, open_time) for symbol, open_time in opened.iter_rows()]
+
+
+def in_candle(trades: pl.DataFrame, key: CandleKey) -> pl.DataFrame:
+    """The trades that fall in the candle ``key``."""
+    symbol, interval, open_time = key
+    t = pl.col("trade_time")
+    return trades.filter(
+        (pl.col("symbol") == symbol) & (t >= open_time) & (t < open_time + interval.ms)
+    )
 
 
 def merge(existing: Candle | None, part: Candle) -> Candle:
@@ -190,8 +222,10 @@ def parse_id_ranges(text: str) -> IdRanges:
 __all__ = [
     "ZERO",
     "aggregate",
+    "candle_keys",
     "exclude_known",
     "id_ranges_text",
+    "in_candle",
     "merge",
     "parse_id_ranges",
     "plan_empty_fill",

@@ -6,10 +6,10 @@ writing the same trades again rewrites the same objects.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
+import zlib
 from dataclasses import dataclass
 
 import polars as pl
@@ -18,6 +18,7 @@ from tasks.core.keys import lake_key, quarantine_key
 from tasks.core.trades import QUOTE, Reject
 
 PARQUET_SCHEMA_NOTE = "symbol/date/hour are Hive partition columns, not stored in the files"
+_SLICE_LINES = 20_000  # lines joined, hashed and compressed at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,32 +51,57 @@ def parquet_frame(trades: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def trade_objects(trades: pl.DataFrame, raw_prefix: str, parquet_prefix: str) -> list[LakeObject]:
-    """Raw NDJSON (the exact payload lines, gzipped) and Parquet for each symbol-hour partition."""
+def _ndjson(lines: pl.Series) -> tuple[bytes, str]:
+    """The lines as gzipped NDJSON and the digest of the NDJSON text, built a slice at a time.
+
+    The output is byte for byte ``gzip.compress(text, compresslevel=5, mtime=0)`` and
+    ``_digest(lines)``, without ever holding the whole text (or a Python object per line).
+    """
+    digest = hashlib.sha256()
+    deflate = zlib.compressobj(5, zlib.DEFLATED, 31)  # wbits 31: gzip framing, mtime 0
+    parts: list[bytes] = []
+    for start in range(0, lines.len(), _SLICE_LINES):
+        text = (lines.slice(start, _SLICE_LINES).str.join("\n").item() + "\n").encode("utf-8")
+        digest.update(text)
+        parts.append(deflate.compress(text))
+    parts.append(deflate.flush())
+    return b"".join(parts), digest.hexdigest()[:16]
+
+
+def partitions(trades: pl.DataFrame) -> list[pl.DataFrame]:
+    """The trades of each symbol-hour partition, by trade id (each becomes two lake objects)."""
     if trades.height == 0:
         return []
-    objects: list[LakeObject] = []
     keyed = trades.with_columns(hour=pl.col("trade_time") - pl.col("trade_time") % 3_600_000)
-    for (symbol, hour), part in keyed.partition_by("symbol", "hour", as_dict=True).items():
-        part = part.sort("trade_id")
-        raws = part.get_column("raw").to_list()
-        digest = _digest(raws)
-        first, last = int(part["trade_id"][0]), int(part["trade_id"][-1])
-        ndjson = gzip.compress(("\n".join(raws) + "\n").encode("utf-8"), compresslevel=5, mtime=0)
-        buffer = io.BytesIO()
-        parquet_frame(part).write_parquet(buffer, compression="zstd", statistics=True)
-        args = (str(symbol), int(hour), first, last, digest)
-        objects.append(
-            LakeObject(lake_key(raw_prefix, *args, "ndjson.gz"), ndjson, "application/x-ndjson")
-        )
-        objects.append(
-            LakeObject(
-                lake_key(parquet_prefix, *args, "parquet"),
-                buffer.getvalue(),
-                "application/vnd.apache.parquet",
-            )
-        )
-    return objects
+    return [
+        part.sort("trade_id") for part in keyed.partition_by("symbol", "hour", maintain_order=True)
+    ]
+
+
+def partition_objects(part: pl.DataFrame, raw_prefix: str, parquet_prefix: str) -> list[LakeObject]:
+    """Raw NDJSON (the exact payload lines, gzipped) and Parquet of one partition's trades."""
+    ndjson, digest = _ndjson(part.get_column("raw"))
+    buffer = io.BytesIO()
+    parquet_frame(part).write_parquet(buffer, compression="zstd", statistics=True)
+    first, last = int(part["trade_id"][0]), int(part["trade_id"][-1])
+    args = (str(part["symbol"][0]), int(part["hour"][0]), first, last, digest)
+    return [
+        LakeObject(lake_key(raw_prefix, *args, "ndjson.gz"), ndjson, "application/x-ndjson"),
+        LakeObject(
+            lake_key(parquet_prefix, *args, "parquet"),
+            buffer.getvalue(),
+            "application/vnd.apache.parquet",
+        ),
+    ]
+
+
+def trade_objects(trades: pl.DataFrame, raw_prefix: str, parquet_prefix: str) -> list[LakeObject]:
+    """Raw NDJSON and Parquet for each symbol-hour partition."""
+    return [
+        obj
+        for part in partitions(trades)
+        for obj in partition_objects(part, raw_prefix, parquet_prefix)
+    ]
 
 
 def quarantine_object(rejects: list[Reject], received_ms: int, prefix: str) -> LakeObject | None:
