@@ -52,7 +52,7 @@ from typing import Any
 
 from benchmarks import floors, load
 from benchmarks.latency import latency
-from benchmarks.pipeline import phase_settings, throughput
+from benchmarks.pipeline import Stage, phase_settings, throughput
 from benchmarks.report import render, verdicts
 from benchmarks.stack import aws_env, clean_env, moto_server, prefect_server
 from tasks.settings import Settings
@@ -201,17 +201,18 @@ def run(options: BenchOptions, settings: Settings) -> int:
     }
     results["machine"] = _machine()
     try:
-        with moto_server(workdir) as endpoint, prefect_server(workdir) as (api, home):
-            log.info("moto at %s, Prefect API at %s; logs in %s", endpoint, api, workdir)
-            base_env = {
+        with moto_server(workdir) as moto, prefect_server(workdir) as (prefect, home):
+            log.info("moto at %s, Prefect API at %s; logs in %s", moto.url, prefect.url, workdir)
+            env = {
                 **clean_env(),
-                **aws_env(endpoint),
-                "PREFECT_API_URL": api,
+                **aws_env(moto.url),
+                "PREFECT_API_URL": prefect.url,
                 "PREFECT_HOME": str(home),
                 "GX_ANALYTICS_ENABLED": "false",
             }
-            with _environ(aws_env(endpoint)):
-                _phases_run(options, settings, base_env, workdir, results)
+            stage = Stage(env, workdir, frozenset({moto.pid, prefect.pid}))
+            with _environ(aws_env(moto.url)):
+                _phases_run(options, settings, stage, results)
     except Exception:
         log.exception("the benchmark could not finish; logs are in %s", workdir)
         return 1
@@ -226,23 +227,18 @@ def run(options: BenchOptions, settings: Settings) -> int:
 
 
 def _phases_run(
-    options: BenchOptions,
-    settings: Settings,
-    base_env: dict[str, str],
-    workdir: Path,
-    results: dict[str, Any],
+    options: BenchOptions, settings: Settings, stage: Stage, results: dict[str, Any]
 ) -> None:
     if "throughput" in options.phases:
         log.info("generating %d synthetic trades", options.trades)
         frames = load.history(options.trades, HISTORY_START_MS, HISTORY_RATE, options.seed)
-        packed_settings = phase_settings(settings, "packed", SYMBOLS, receive_wait_s=0)
         log.info("throughput: parsing and sending %d trades, then ingesting them", options.trades)
-        profile = workdir / "ingest.prof" if options.profile else None
+        profile = stage.workdir / "ingest.prof" if options.profile else None
         packed, sent = throughput(
-            packed_settings,
-            base_env,
+            stage,
+            phase_settings(settings, "packed", SYMBOLS, receive_wait_s=0),
             frames,
-            workdir / "worker-packed.log",
+            "packed",
             round_trades=len(frames),
             profile=profile,
         )
@@ -255,15 +251,15 @@ def _phases_run(
         del sent
         results["floors"] = {**asdict(floor), "ingest_s": floor.ingest_s}
         if profile is not None:
-            results["profile"] = _profile_top(profile, workdir / "ingest-profile.txt")
+            results["profile"] = _profile_top(profile, stage.workdir / "ingest-profile.txt")
     if "baseline" in options.phases:
         frames = load.history(options.baseline_trades, HISTORY_START_MS, HISTORY_RATE, options.seed)
         log.info("baseline: %d trades, one per message", options.baseline_trades)
         base, _ = throughput(
+            stage,
             phase_settings(settings, "single", SYMBOLS, receive_wait_s=0),
-            base_env,
             frames,
-            workdir / "worker-single.log",
+            "single",
             round_trades=options.baseline_round,
             one_per_message=True,
         )
@@ -271,9 +267,8 @@ def _phases_run(
     if "latency" in options.phases:
         log.info("latency: %g trades/s for %g s", options.rate, options.latency_seconds)
         lat = latency(
+            stage,
             phase_settings(settings, "latency", SYMBOLS),
-            base_env,
-            workdir / "worker-latency.log",
             rate=options.rate,
             seconds=options.latency_seconds,
             poll_s=options.poll_ms / 1000,

@@ -13,11 +13,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmarks.load import Emitted, PacedSource
-from benchmarks.pipeline import INGEST_TIMEOUT_S, produce, start_worker
+from benchmarks.pipeline import INGEST_TIMEOUT_S, Stage, produce, start_worker
 from infra.provision import provision
 from infra.spec import resource_spec
 from tasks.aws import dynamodb
@@ -118,6 +117,8 @@ class LatencyResult:
     batch_seconds: float
     polls: int
     peak_rss_kb: int
+    foreign_cpu_s: float
+    foreign_share: float
     report: dict[str, Any]
 
 
@@ -129,9 +130,8 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def latency(
+    stage: Stage,
     settings: Settings,
-    base_env: dict[str, str],
-    log_path: Path,
     *,
     rate: float,
     seconds: float,
@@ -141,7 +141,8 @@ def latency(
     """Produce ``rate`` trades/s for ``seconds`` into a continuously running ingest; time each trade."""
     clients = AwsClients()
     done = provision(clients, resource_spec(settings))
-    worker, _ = start_worker(base_env, settings, log_path)
+    worker, _ = start_worker(stage, settings, "latency")
+    meter = stage.meter(worker.pid)
     try:
         worker.send(
             {"cmd": "ingest", "until_empty": False, "max_seconds": FLOW_START_S + seconds + DRAIN_S}
@@ -150,8 +151,9 @@ def latency(
         source = PacedSource(rate, seconds, seed)
         poller = VisibilityPoller(clients.dynamodb, done.table, source.emitted, poll_s)
         poller.start()
-        stats = produce(settings, source, clients, done.queue_url)
-        poller.finish(DRAIN_S)
+        with meter.window():
+            stats = produce(settings, source, clients, done.queue_url)
+            poller.finish(DRAIN_S)
         answer = worker.answer(INGEST_TIMEOUT_S)
     finally:
         worker.close()
@@ -172,5 +174,7 @@ def latency(
         batch_seconds=report["seconds"],
         polls=poller.polls,
         peak_rss_kb=answer["peak_rss_kb"],
+        foreign_cpu_s=meter.foreign_cpu_s,
+        foreign_share=meter.foreign_share,
         report=report,
     )

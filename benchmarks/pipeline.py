@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchmarks.cpu import CpuMeter
 from benchmarks.worker import Worker
 from infra.provision import Provisioned, provision
 from infra.spec import resource_spec
@@ -129,12 +130,23 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def start_worker(
-    base_env: dict[str, str], settings: Settings, log_path: Path
-) -> tuple[Worker, int]:
+@dataclass(frozen=True)
+class Stage:
+    """What every phase needs: the workers' environment, where logs go, the services' sessions."""
+
+    env: dict[str, str]
+    workdir: Path
+    sessions: frozenset[int]
+
+    def meter(self, *pids: int) -> CpuMeter:
+        """A CPU meter counting these services, the given worker pids and this process as ours."""
+        return CpuMeter(set(self.sessions) | set(pids))
+
+
+def start_worker(stage: Stage, settings: Settings, name: str) -> tuple[Worker, int]:
     """An ingest worker for ``settings``, warmed up (imports, GX context, a first flow run on the
     empty queue); returns it and its RSS after the warm-up, KiB."""
-    worker = Worker({**base_env, **settings_env(settings)}, log_path)
+    worker = Worker({**stage.env, **settings_env(settings)}, stage.workdir / f"worker-{name}.log")
     try:
         worker.answer(WARM_UP_TIMEOUT_S)
         warm = worker.call({"cmd": "ingest", "until_empty": True}, WARM_UP_TIMEOUT_S)
@@ -153,13 +165,17 @@ class ThroughputResult:
     message_bytes: int
     parse_s: float
     producer_s: float
+    producer_cpu_s: float
     ingest_s: float
+    ingest_cpu_s: float
     batches: int
     object_sizes: list[int]
     candles: int
     exact: bool
     startup_rss_kb: int
     peak_rss_kb: int
+    foreign_cpu_s: float
+    foreign_share: float
     reports: list[dict[str, Any]]
 
     @property
@@ -189,10 +205,10 @@ class ThroughputResult:
 
 
 def throughput(
+    stage: Stage,
     settings: Settings,
-    base_env: dict[str, str],
     frames: Sequence[str],
-    log_path: Path,
+    name: str,
     *,
     round_trades: int,
     one_per_message: bool = False,
@@ -206,30 +222,35 @@ def throughput(
     trades = parse(frames)
     parse_s = time.perf_counter() - began
     sent = SentLoad()
-    worker, startup_rss = start_worker(base_env, settings, log_path)
+    worker, startup_rss = start_worker(stage, settings, name)
+    meter = stage.meter(worker.pid)
     try:
-        producer_s = ingest_s = 0.0
+        producer_s = ingest_s = producer_cpu_s = ingest_cpu_s = 0.0
         reports: list[dict[str, Any]] = []
         answer: dict[str, Any] = {}
         rounds = range(0, len(trades), round_trades)
         for start in rounds:
-            began = time.perf_counter()
-            dropped = pack_and_send(
-                settings,
-                trades[start : start + round_trades],
-                clients,
-                done.queue_url,
-                sent,
-                one_per_message=one_per_message,
-            )
+            began, cpu = time.perf_counter(), time.process_time()
+            with meter.window():
+                dropped = pack_and_send(
+                    settings,
+                    trades[start : start + round_trades],
+                    clients,
+                    done.queue_url,
+                    sent,
+                    one_per_message=one_per_message,
+                )
             producer_s += time.perf_counter() - began
+            producer_cpu_s += time.process_time() - cpu
             if dropped:
                 raise RuntimeError(f"the producer dropped {dropped} trades")
             command: dict[str, Any] = {"cmd": "ingest", "until_empty": True}
             if profile is not None:
                 command["profile"] = str(profile)
-            answer = worker.call(command, INGEST_TIMEOUT_S)
+            with meter.window():
+                answer = worker.call(command, INGEST_TIMEOUT_S)
             ingest_s += answer["seconds"]
+            ingest_cpu_s += answer["cpu_s"]
             reports.append(answer["report"])
     finally:
         worker.close()
@@ -245,13 +266,17 @@ def throughput(
         message_bytes=sum(m.size for m in sent.messages),
         parse_s=parse_s,
         producer_s=producer_s,
+        producer_cpu_s=producer_cpu_s,
         ingest_s=ingest_s,
+        ingest_cpu_s=ingest_cpu_s,
         batches=sum(r["batches"] for r in reports),
         object_sizes=[n for _, n in lake],
         candles=sum(1 for c in candles if not c.is_empty),
         exact=new == counted == len(frames),
         startup_rss_kb=startup_rss,
         peak_rss_kb=answer["peak_rss_kb"],
+        foreign_cpu_s=meter.foreign_cpu_s,
+        foreign_share=meter.foreign_share,
         reports=reports,
     )
     return result, sent

@@ -53,10 +53,13 @@ def _throughput_rows(p: dict[str, Any], v: dict[str, Any]) -> list[Row]:
     return [
         _row(f"throughput: {p['trades']:,} trades in {p['messages']:,} messages ({mib:.0f} MiB)"),
         _row("  producer parses frames (outside end to end)", _rate(p["parse_rate"], p["parse_s"])),
-        _row("  producer packs, gzips, sends", _rate(p["producer_rate"], p["producer_s"])),
+        _row(
+            "  producer packs, gzips, sends",
+            f"{_rate(p['producer_rate'], p['producer_s'])} (CPU {p['producer_cpu_s']:.1f} s)",
+        ),
         _row(
             f"  ingest ({p['batches']} batches, {objects} lake objects)",
-            _rate(p["ingest_rate"], p["ingest_s"]),
+            f"{_rate(p['ingest_rate'], p['ingest_s'])} (CPU {p['ingest_cpu_s']:.1f} s)",
         ),
         _row(
             "  end to end (send + ingest)",
@@ -149,6 +152,21 @@ def _bounds(results: dict[str, Any]) -> list[str]:
             f"SQS receive + delete {f['sqs_receive_delete_s']:.1f} s; S3 put {f['s3_put_s']:.1f} s",
             f"  moto's share of the ingest: {f['ingest_s']:.1f} s of {packed['ingest_s']:.1f} s; "
             f"end to end if candleflow's own work took no time: {ideal:,.0f} trades/s",
+        ]
+    shares = [
+        (name, r["foreign_share"])
+        for name, r in (
+            ("throughput", packed),
+            ("baseline", results.get("baseline")),
+            ("latency", results.get("latency")),
+        )
+        if r
+    ]
+    if any(share > 0.05 for _, share in shares):
+        out += [
+            "",
+            "other processes used the CPUs while these were timed (wall times are inflated): "
+            + ", ".join(f"{name} {share:.0%} of the machine" for name, share in shares),
         ]
     if results.get("profile"):
         out += ["", f"ingest profile (cProfile): {results['profile']}"]

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 AWS_ENV = {
@@ -29,6 +30,14 @@ AWS_ENV = {
 }
 MOTO_START_TIMEOUT_S = 60.0
 PREFECT_START_TIMEOUT_S = 180.0
+
+
+@dataclass(frozen=True)
+class Service:
+    """A running service: where it listens and the pid of its session leader."""
+
+    url: str
+    pid: int
 
 
 class ServiceError(RuntimeError):
@@ -53,8 +62,8 @@ def clean_env() -> dict[str, str]:
 
 
 @contextmanager
-def moto_server(workdir: Path) -> Iterator[str]:
-    """A moto server subprocess; yields its endpoint URL and stops it on exit."""
+def moto_server(workdir: Path) -> Iterator[Service]:
+    """A moto server subprocess, stopped on exit."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
@@ -66,12 +75,12 @@ def moto_server(workdir: Path) -> Iterator[str]:
             workdir,
             MOTO_START_TIMEOUT_S,
         )
-        yield url
+        yield Service(url, proc.pid)
 
 
 @contextmanager
-def prefect_server(workdir: Path) -> Iterator[tuple[str, Path]]:
-    """A Prefect server subprocess with its own ``PREFECT_HOME``; yields (API URL, that home)."""
+def prefect_server(workdir: Path) -> Iterator[tuple[Service, Path]]:
+    """A Prefect server subprocess with its own ``PREFECT_HOME`` (yielded with it), stopped on exit."""
     home = workdir / "prefect-home"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
@@ -101,7 +110,7 @@ def prefect_server(workdir: Path) -> Iterator[tuple[str, Path]]:
         _wait_until(
             lambda: _get(f"{api}/health") is True, proc, "prefect", workdir, PREFECT_START_TIMEOUT_S
         )
-        yield api, home
+        yield Service(api, proc.pid), home
 
 
 @contextmanager
