@@ -1,7 +1,7 @@
 """ingest-trades: drain the trades queue in micro-batches into the lake and the 1m candles table.
 
 Per batch: receive -> decode + validate -> quarantine/DLQ the bad -> lake (raw NDJSON + Parquet)
--> upsert 1m candles -> empty klines -> delete the messages. Messages are deleted only after every
+-> upsert 1m candles -> empty klines -> mark their hours for rollup -> delete the messages. Messages are deleted only after every
 durable write, and every write is idempotent, so a crash anywhere means a harmless redelivery. The
 next batch is received while the current one is processed.
 """
@@ -22,6 +22,7 @@ from tasks.ingest import (
     delete_messages,
     fill_empty_candles,
     keep_rejects,
+    mark_rollups_dirty,
     monotonic,
     now_ms,
     receive_batch,
@@ -70,6 +71,7 @@ def ingest_batch(ctx: IngestContext, batch: Batch) -> IngestReport:
     new, stored, objects = write_lake(ctx, parsed.trades)
     written = upsert_candles(ctx, new, stored)
     empty = fill_empty_candles(ctx, written)
+    mark_rollups_dirty(ctx, written, stored)
     delete_messages(ctx, batch)
     return batch_report(
         batch, parsed, new.height, objects, len(written), empty, monotonic() - began

@@ -357,6 +357,20 @@ def fill_empty_candles(ctx: IngestContext, written: list[Candle]) -> int:
     return sum(in_parallel(fill, sorted({c.symbol for c in written})))
 
 
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
+def mark_rollups_dirty(
+    ctx: IngestContext, written: list[Candle], stored: dict[dynamodb.CandleKey, Candle]
+) -> int:
+    """Mark the hours (and so days) of every minute the batch touched for the next rollup.
+
+    ``stored`` counts too: after a crash between the candle writes and this mark, the redelivered
+    batch writes nothing new, and only the stored candles still name the hours to mark.
+    """
+    return dynamodb.mark_dirty(
+        ctx.clients.dynamodb, ctx.spec.table.name, [*written, *stored.values()]
+    )
+
+
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])
 def delete_messages(ctx: IngestContext, batch: Batch) -> None:
     """Delete the batch's messages, only after every durable write succeeded."""

@@ -178,3 +178,34 @@ def test_a_late_trade_before_an_empty_minute_moves_its_carried_close(
     assert candles[BASE_TIME].close == Decimal(11) and candles[BASE_TIME].trade_count == 2
     empty = candles[BASE_TIME + minute]
     assert (empty.open, empty.close, empty.trade_count) == (Decimal(11), Decimal(11), 0)
+
+
+def test_ingest_marks_touched_hours_and_the_rollup_then_builds_them_exactly(
+    aws: AwsEnv, prefect_harness: None, monkeypatch: object
+) -> None:
+    from flows.rollup_candles import rollup_candles
+    from tasks.core.candles import aggregate
+    from tests.builders import trades_frame
+
+    trades = capture_trades("spot_ethusdt_20240808.gz", "spot_ethusdt_20240809.gz")
+    send_lines(aws, [[t.line() for t in trades[i : i + 2000]] for i in range(0, len(trades), 2000)])
+    run_ingest(aws, monkeypatch)
+    markers = list(dynamodb.dirty_markers(aws.clients.dynamodb, aws.spec.table.name, Interval.H1))
+    assert {(m.symbol, m.open_time) for m in markers} == {
+        ("ETHUSDT", BASE_TIME - 55 * 60_000),  # 2024-08-08 23:00
+        ("ETHUSDT", BASE_TIME + 5 * 60_000),  # 2024-08-09 00:00
+    }
+    rollup_candles(interval="1h", symbols=["ETHUSDT"])
+    hours = {
+        c.open_time: c
+        for c in dynamodb.query_candles(
+            aws.clients.dynamodb, aws.spec.table.name, "ETHUSDT", Interval.H1
+        )
+    }
+    direct = {c.open_time: c for c in aggregate(trades_frame(trades), Interval.H1)}
+    assert sorted(hours) == sorted(direct)
+    for t, c in direct.items():
+        assert kline(hours[t]) == kline(c)
+    assert (
+        list(dynamodb.dirty_markers(aws.clients.dynamodb, aws.spec.table.name, Interval.H1)) == []
+    )
