@@ -11,24 +11,10 @@ from infra.spec import resource_spec
 from tasks.aws import dynamodb
 from tasks.aws.clients import AwsClients
 from tasks.core.keys import iso_millis, parse_iso
-from tasks.core.models import Candle, Interval
+from tasks.core.models import KLINE_FIELDS, Candle, Interval
 from tasks.settings import Settings
 
-COLUMNS = [
-    "open_time",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "quote_volume",
-    "trade_count",
-    "taker_buy_volume",
-    "taker_buy_quote_volume",
-    "first_trade_id",
-    "last_trade_id",
-    "close_time",
-]
+COLUMNS = ["open_time", *KLINE_FIELDS, "close_time"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
+from tasks.core.models import KLINE_FIELDS
 from tasks.core.trades import PRICE
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "binance-ws"
@@ -81,21 +82,6 @@ def capture_trades(*files: str) -> list[Trade]:
         d = json.loads(line)
         out.append(Trade(d["s"], d["t"], d["p"], d["q"], d["T"], d["m"], d["E"]))
     return out
-
-
-KLINE_FIELDS = (
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "quote_volume",
-    "trade_count",
-    "taker_buy_volume",
-    "taker_buy_quote_volume",
-    "first_trade_id",
-    "last_trade_id",
-)
 
 
 def kline(candle: object) -> tuple[object, ...]:

@@ -52,6 +52,22 @@ def normalize_ranges(ranges: list[tuple[int, int]] | IdRanges) -> IdRanges:
     return tuple(merged)
 
 
+# Binance's kline fields, in Binance's order, after the open time.
+KLINE_FIELDS = (
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "trade_count",
+    "taker_buy_volume",
+    "taker_buy_quote_volume",
+    "first_trade_id",
+    "last_trade_id",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Candle:
     """One kline, field for field as Binance's, plus the exact set of trade ids it holds.
