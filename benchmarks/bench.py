@@ -15,17 +15,21 @@ on the empty queue); none of that is timed. Each phase gets fresh resources (its
 Phases:
 
 1. **throughput** - ``--trades`` synthetic trades (``benchmarks.load``: BTCUSDT and ETHUSDT,
-   consecutive ids, random-walk prices, 1,000 trades/s of trade time) go through the real producer
-   (parse, pack, gzip, SqsSink) onto the queue, timed; then the ingest flow drains it, timed. Reported:
-   producer, ingest and end-to-end (trades / (producer s + ingest s)) rates; candles are checked exact.
-   The throughput workers run with ``receive_wait_s=0`` so the final "queue empty?" check does not add
-   a one-second long poll to a drain that is otherwise continuous.
+   consecutive ids, random-walk prices, 1,000 trades/s of trade time) are parsed by the producer's
+   parser (timed on its own: live, frames arrive at Binance's pace), then go through the producer's
+   sending path (its packer, gzip, ``SqsSink``) onto the queue, timed; then the ingest flow drains it,
+   timed. End to end = trades / (send s + ingest s); the rate including parsing is printed too, and
+   the candles are checked exact. The throughput workers run with ``receive_wait_s=0`` so the final
+   "queue empty?" check does not add a one-second long poll to a drain that is otherwise continuous.
 2. **baseline** - the same with one trade per message (``--baseline-trades``), sent and drained in
    rounds of ``--baseline-round`` messages: moto's SendMessage and ReceiveMessage cost grows with queue
    depth (it scans every message), so rounds keep the depth near the packed run's.
 3. **latency** - the producer emits ``--rate`` trades/s with trade time = now for
    ``--latency-seconds`` while the flow runs continuously; a poller reads the candles every
    ``--poll-ms`` and times each trade until its candle counts it (p50/p99).
+
+CPU seconds are reported next to wall seconds, and so is the CPU other processes took while a
+phase was timed (``benchmarks.cpu``): on a shared machine the wall times are only as good as that.
 
 Moto alone is then timed on the throughput run's load (the same SQS messages, objects of the same
 sizes): the floor under the ingest time. Results print as a table and are written as JSON, with the

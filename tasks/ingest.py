@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -44,10 +44,6 @@ MAX_CONFLICT_RETRIES = 20
 # boto3 clients are thread-safe, the calls mostly wait on the network, and zlib, hashlib and polars
 # release the GIL while they build lake objects.
 AWS_THREADS = 8
-
-# Lines decoded and validated at a time: bounds the intermediate frames (about 1 KB per line)
-# whatever the batch size, for great-expectations' fixed cost (~0.15 s) per validation.
-VALIDATE_LINES = 100_000
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -186,57 +182,41 @@ def _line_count(message: sqs.ReceivedMessage, max_bytes: int) -> int:
 
 @task(cache_policy=NO_CACHE)
 def decode_and_validate(ctx: IngestContext, batch: Batch, now_ms: int) -> Parsed:
-    """Decode bodies (contract), parse lines, validate with great-expectations, dedupe by trade id.
-
-    Messages go through in groups of about ``VALIDATE_LINES`` lines, so the intermediate frames
-    stay small whatever the batch size; rejects keep the order of one pass over the whole batch.
-    """
+    """Decode bodies (contract), parse lines, validate with great-expectations, dedupe by trade id."""
+    decoded: list[tuple[str, int, bytes]] = []
+    undecodable: list[tuple[sqs.ReceivedMessage, str]] = []
+    for m in batch.messages:
+        try:
+            body = decode_body(
+                m.body, m.attributes.get(CONTENT_ENCODING), ctx.settings.max_body_bytes
+            )
+        except DecodeError as exc:
+            undecodable.append((m, str(exc)))
+            continue
+        decoded.append((m.message_id, m.sent_timestamp_ms, body))
+    # Each intermediate frame is dropped as soon as the next one exists: together they would
+    # need several times the memory of the batch.
+    lines = lines_frame(decoded)
+    del decoded
+    rows, bad_json = decode_lines(lines)
+    line_count = lines.height
+    del lines
     suite = trade_suite(
         ctx.settings.symbols,
         int(ctx.settings.earliest_trade_time.timestamp() * 1000),
         now_ms + ctx.settings.max_future_skew_s * 1000,
     )
-    undecodable: list[tuple[sqs.ReceivedMessage, str]] = []
-    parts: list[pl.DataFrame] = []
-    bad_json: list[Reject] = []
-    invalid: list[Reject] = []
-    lines = 0
-    for group in _decoded_groups(batch, ctx.settings.max_body_bytes, undecodable):
-        frame = lines_frame(group)
-        del group
-        lines += frame.height
-        rows, bad = decode_lines(frame)
-        del frame
-        outcome = validate_trades(rows, suite)
-        del rows
-        parts.append(typed_trades(outcome.valid))
-        bad_json += bad
-        invalid += outcome.rejects
-    typed = pl.concat(parts)
+    outcome = validate_trades(rows, suite)
+    del rows
+    typed = typed_trades(outcome.valid)
     trades = distinct_trades(typed)
-    return Parsed(trades, lines, typed.height - trades.height, bad_json + invalid, undecodable)
-
-
-def _decoded_groups(
-    batch: Batch, max_bytes: int, undecodable: list[tuple[sqs.ReceivedMessage, str]]
-) -> Iterator[list[tuple[str, int, bytes]]]:
-    """Decoded bodies (id, sent ms, NDJSON) in groups of about ``VALIDATE_LINES`` lines (at least
-    one group, maybe empty); undecodable messages are appended to ``undecodable`` with the reason."""
-    group: list[tuple[str, int, bytes]] = []
-    lines = groups = 0
-    for m in batch.messages:
-        try:
-            body = decode_body(m.body, m.attributes.get(CONTENT_ENCODING), max_bytes)
-        except DecodeError as exc:
-            undecodable.append((m, str(exc)))
-            continue
-        group.append((m.message_id, m.sent_timestamp_ms, body))
-        lines += body.count(b"\n") + 1
-        if lines >= VALIDATE_LINES:
-            yield group
-            group, lines, groups = [], 0, groups + 1
-    if group or not groups:
-        yield group
+    return Parsed(
+        trades,
+        line_count,
+        typed.height - trades.height,
+        bad_json + outcome.rejects,
+        undecodable,
+    )
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
