@@ -204,6 +204,7 @@ def run(options: BenchOptions, settings: Settings) -> int:
         "options": {**asdict(options), "results_dir": str(options.results_dir)}
     }
     results["machine"] = _machine()
+    results["settings"] = settings.model_dump(mode="json")
     try:
         with moto_server(workdir) as moto, prefect_server(workdir) as (prefect, home):
             log.info("moto at %s, Prefect API at %s; logs in %s", moto.url, prefect.url, workdir)

@@ -56,6 +56,7 @@ class VisibilityPoller(threading.Thread):
         self.latencies_ms: list[int] = []
         self.polls = 0
         self.poll_seconds = 0.0
+        self.error: BaseException | None = None
 
     def finish(self, within_s: float) -> None:
         """Keep polling until every emitted trade is visible or ``within_s`` passed, then stop."""
@@ -67,6 +68,12 @@ class VisibilityPoller(threading.Thread):
         return sum(len(p) for p in self._pending.values()) + len(self._emitted) - self._seen
 
     def run(self) -> None:
+        try:
+            self._poll()
+        except BaseException as exc:  # the benchmark reports it after the run
+            self.error = exc
+
+    def _poll(self) -> None:
         while True:
             began = time.monotonic()
             self._take_new()
@@ -157,6 +164,8 @@ def latency(
         answer = worker.answer(INGEST_TIMEOUT_S)
     finally:
         worker.close()
+    if poller.error is not None:
+        raise RuntimeError("the DynamoDB poller failed") from poller.error
     # A trade never seen counts as infinitely late, so a lossy pipeline cannot look fast.
     samples = [float(x) for x in poller.latencies_ms] + [float("inf")] * poller.missing
     report = answer["report"]

@@ -7,7 +7,6 @@ Everything here talks to the benchmark's own moto server through the standard AW
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,11 +30,9 @@ from tasks.settings import Settings
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-log = logging.getLogger(__name__)
-
 WARM_UP_TIMEOUT_S = 600.0
-_YIELD_EVERY_TRADES = 256
 INGEST_TIMEOUT_S = 3600.0
+_YIELD_EVERY_TRADES = 256  # the sending loop lets the sink's sender tasks run this often
 
 
 class OnePerMessage(Packer):
@@ -102,7 +99,7 @@ def pack_and_send(
                 for body in packer.add(trade, time.monotonic()):
                     sink.offer(body)
                 if i % _YIELD_EVERY_TRADES == 0:
-                    await asyncio.sleep(0)  # let the sender tasks start their calls
+                    await asyncio.sleep(0)
             for body in packer.flush_all():
                 sink.offer(body)
         return sink.stats.dropped_trades

@@ -153,6 +153,16 @@ def _bounds(results: dict[str, Any]) -> list[str]:
             f"  moto's share of the ingest: {f['ingest_s']:.1f} s of {packed['ingest_s']:.1f} s; "
             f"end to end if candleflow's own work took no time: {ideal:,.0f} trades/s",
         ]
+    rss = results.get("verdicts", {}).get("peak_rss")
+    if rss and not rss["met"] and packed:
+        warm = packed["startup_rss_kb"] / 1024
+        out += [
+            "",
+            f"peak RSS {rss['value']:,.0f} MB = {warm:,.0f} MB once the worker is warm (imports: "
+            "great-expectations with pandas, scipy, sqlalchemy; prefect; polars) + "
+            f"{rss['value'] - warm:,.0f} MB for batches of up to "
+            f"CANDLEFLOW_BATCH_MAX_TRADES={results['settings']['batch_max_trades']:,} trades",
+        ]
     shares = [
         (name, r["foreign_share"])
         for name, r in (
