@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -43,6 +44,20 @@ class Trade:
             },
             separators=(",", ":"),
         )
+
+
+def draw_trade(draw: Any, trade_id: int, trade_time: int) -> Trade:
+    """A trade with hypothesis-drawn symbol, side and 8-decimal price and quantity."""
+    from hypothesis import strategies as st
+
+    return Trade(
+        symbol=draw(st.sampled_from(["BTCUSDT", "ETHUSDT"])),
+        trade_id=trade_id,
+        price=format(draw(st.decimals("0.00000001", "99999.99999999", places=8)), "f"),
+        quantity=format(draw(st.decimals("0.00000001", "999.99999999", places=8)), "f"),
+        trade_time=trade_time,
+        is_buyer_maker=draw(st.booleans()),
+    )
 
 
 def make_trade(**fields: object) -> Trade:

@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from tasks.aws._errors import translate
 from tasks.core.catalog import table_matches
@@ -149,18 +149,19 @@ def ensure_crawler(
     configuration = (
         '{"Version":1.0,"CrawlerOutput":{"Partitions":{"AddOrUpdateBehavior":"InheritFromTable"}}}'
     )
+    crawler: Any = {
+        "Name": name,
+        "Role": role,
+        "Targets": targets,
+        "SchemaChangePolicy": policy,
+        "Configuration": configuration,
+    }
     try:
         with translate("glue", "GetCrawler", f"Glue crawler {name}"):
             existing = client.get_crawler(Name=name)["Crawler"]
     except ResourceMissing:
         with translate("glue", "CreateCrawler", name):
-            client.create_crawler(
-                Name=name,
-                Role=role,
-                Targets=targets,
-                SchemaChangePolicy=policy,
-                Configuration=configuration,
-            )
+            client.create_crawler(**crawler)
         log.info("created Glue crawler %s", name)
         return "created"
     same = (
@@ -172,13 +173,7 @@ def ensure_crawler(
     if same:
         return "unchanged"
     with translate("glue", "UpdateCrawler", name):
-        client.update_crawler(
-            Name=name,
-            Role=role,
-            Targets=targets,
-            SchemaChangePolicy=policy,
-            Configuration=configuration,
-        )
+        client.update_crawler(**crawler)
     log.info("updated Glue crawler %s", name)
     return "updated"
 

@@ -11,6 +11,7 @@ from tests.builders import (
     BASE_TIME,
     Trade,
     capture_trades,
+    draw_trade,
     kline,
     reference_candles,
     trades_frame,
@@ -27,16 +28,7 @@ def trade_sets(draw: st.DrawFn) -> list[Trade]:
     t = BASE_TIME
     for i in range(n):
         t += draw(st.integers(0, 40_000))
-        trades.append(
-            Trade(
-                symbol=draw(st.sampled_from(["BTCUSDT", "ETHUSDT"])),
-                trade_id=start + i,
-                price=format(draw(st.decimals("0.00000001", "99999.99999999", places=8)), "f"),
-                quantity=format(draw(st.decimals("0.00000001", "999.99999999", places=8)), "f"),
-                trade_time=t,
-                is_buyer_maker=draw(st.booleans()),
-            )
-        )
+        trades.append(draw_trade(draw, start + i, t))
     return trades
 
 

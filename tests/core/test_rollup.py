@@ -18,7 +18,7 @@ from tasks.core.rollup import (
     rollup,
     rollup_scopes,
 )
-from tests.builders import BASE_TIME, Trade, trades_frame
+from tests.builders import BASE_TIME, Trade, draw_trade, trades_frame
 
 MINUTE, HOUR, DAY = Interval.M1.ms, Interval.H1.ms, Interval.D1.ms
 DAY_START = Interval.D1.floor(BASE_TIME)  # 2024-08-08T00:00:00Z
@@ -33,16 +33,7 @@ def spread_trades(draw: st.DrawFn, longest_gap_ms: int) -> list[Trade]:
     trades = []
     for i in range(n):
         t += draw(st.one_of(st.integers(0, 90_000), st.integers(0, longest_gap_ms)))
-        trades.append(
-            Trade(
-                symbol=draw(st.sampled_from(["BTCUSDT", "ETHUSDT"])),
-                trade_id=first_id + i,
-                price=format(draw(st.decimals("0.00000001", "99999.99999999", places=8)), "f"),
-                quantity=format(draw(st.decimals("0.00000001", "999.99999999", places=8)), "f"),
-                trade_time=t,
-                is_buyer_maker=draw(st.booleans()),
-            )
-        )
+        trades.append(draw_trade(draw, first_id + i, t))
     return trades
 
 
