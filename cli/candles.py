@@ -8,13 +8,14 @@ import json
 import sys
 
 from infra.spec import resource_spec
-from tasks.aws import dynamodb
+from tasks.aws import dynamodb, gap_records
 from tasks.aws.clients import AwsClients
+from tasks.core.gaps import is_incomplete
 from tasks.core.keys import iso_millis, parse_iso
 from tasks.core.models import KLINE_FIELDS, Candle, Interval
 from tasks.settings import Settings
 
-COLUMNS = ["open_time", *KLINE_FIELDS, "close_time"]
+COLUMNS = ["open_time", *KLINE_FIELDS, "close_time", "complete"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,9 +29,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run_cli)
 
 
-def row(candle: Candle) -> dict[str, str]:
-    out = {}
-    for name in COLUMNS:
+def row(candle: Candle, complete: bool = True) -> dict[str, str]:
+    """Kline fields as text; ``complete`` is false while an open gap overlaps the candle."""
+    out = {"complete": "true" if complete else "false"}
+    for name in COLUMNS[:-1]:
         value = getattr(candle, name)
         if name in ("open_time", "close_time"):
             out[name] = iso_millis(value)
@@ -43,9 +45,10 @@ def row(candle: Candle) -> dict[str, str]:
 
 def run_cli(args: argparse.Namespace, settings: Settings) -> int:
     table = resource_spec(settings).table.name
+    client = AwsClients().dynamodb
     candles = list(
         dynamodb.query_candles(
-            AwsClients().dynamodb,
+            client,
             table,
             args.symbol,
             args.interval,
@@ -54,7 +57,8 @@ def run_cli(args: argparse.Namespace, settings: Settings) -> int:
             limit=args.limit,
         )
     )
-    rows = [row(c) for c in candles]
+    gaps = [r.gap for r in gap_records.records(client, table, args.symbol, open_only=True)]
+    rows = [row(c, not is_incomplete(c, gaps)) for c in candles]
     if args.format == "json":
         json.dump(rows, sys.stdout, indent=1)
         print()
@@ -67,7 +71,7 @@ def run_cli(args: argparse.Namespace, settings: Settings) -> int:
         from rich.table import Table
 
         t = Table(title=f"{args.symbol} {args.interval.value} candles ({len(rows)})")
-        shown = ["open_time", "open", "high", "low", "close", "volume", "trade_count"]
+        shown = ["open_time", "open", "high", "low", "close", "volume", "trade_count", "complete"]
         for name in shown:
             t.add_column(name, justify="left" if name == "open_time" else "right")
         for r in rows:

@@ -14,7 +14,7 @@ from tasks.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cli import aws, bench, candles, ingest, produce, query, rollup, stack
+    from cli import aws, backfill, bench, candles, gaps, ingest, produce, query, rollup, stack
 
     parser = argparse.ArgumentParser(
         prog="candleflow",
@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.register(sub)
     candles.register(sub)
     rollup.register(sub)
+    gaps.register(sub)
+    backfill.register(sub)
     query.register(sub)
     stack.register(sub)
     bench.register(sub)

@@ -4,23 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from tasks.core.keys import parse_iso
+from cli.args import iso_arg, symbols_arg
 from tasks.settings import Settings
-
-
-def _iso(text: str) -> str:
-    """Check an ISO-8601 time at parse time; the flow gets the text as given."""
-    try:
-        parse_iso(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not ISO-8601 (e.g. 2024-08-08T23:00:00Z)"
-        ) from None
-    return text
-
-
-def _symbols(text: str) -> list[str]:
-    return [s.strip().upper() for s in text.split(",") if s.strip()]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,10 +18,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     p.add_argument("--interval", choices=("1h", "1d"), default="1h", help="level to roll up")
-    p.add_argument("--start", type=_iso, help="first time to re-roll, ISO-8601 (UTC if no zone)")
-    p.add_argument("--end", type=_iso, help="last time to re-roll, ISO-8601 (default: now)")
+    p.add_argument("--start", type=iso_arg, help="first time to re-roll, ISO-8601 (UTC if no zone)")
+    p.add_argument("--end", type=iso_arg, help="last time to re-roll, ISO-8601 (default: now)")
     p.add_argument(
-        "--symbols", type=_symbols, help="comma-separated, e.g. BTCUSDT,ETHUSDT (default: all)"
+        "--symbols", type=symbols_arg, help="comma-separated, e.g. BTCUSDT,ETHUSDT (default: all)"
     )
     p.set_defaults(func=run_cli)
 

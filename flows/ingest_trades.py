@@ -1,9 +1,10 @@
 """ingest-trades: drain the trades queue in micro-batches into the lake and the 1m candles table.
 
 Per batch: receive -> decode + validate -> quarantine/DLQ the bad -> lake (raw NDJSON + Parquet)
--> upsert 1m candles -> empty klines -> mark their hours for rollup -> delete the messages. Messages are deleted only after every
-durable write, and every write is idempotent, so a crash anywhere means a harmless redelivery. The
-next batch is received while the current one is processed.
+and its Glue partitions -> upsert 1m candles -> empty klines -> mark their hours for rollup ->
+candles to the lake -> delete the messages. Messages are deleted only after every durable write,
+and every write is idempotent, so a crash anywhere means a harmless redelivery. The next batch is
+received while the current one is processed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.futures import PrefectFuture
 
+from tasks.catalog import export_candles, register_partitions
+from tasks.core.candle_lake import candle_spans
 from tasks.ingest import (
     Batch,
     IngestContext,
@@ -68,11 +71,13 @@ def ingest_batch(ctx: IngestContext, batch: Batch) -> IngestReport:
     began = monotonic()
     parsed = decode_and_validate(ctx, batch, now_ms())
     keep_rejects(ctx, parsed, min(m.sent_timestamp_ms for m in batch.messages))
-    new, stored, objects = write_lake(ctx, parsed.trades)
+    new, stored, keys = write_lake(ctx, parsed.trades)
+    register_partitions(ctx, keys)
     written = upsert_candles(ctx, new, stored)
     empty = fill_empty_candles(ctx, written)
     mark_rollups_dirty(ctx, written, stored)
+    export_candles(ctx, candle_spans([*written, *empty]))
     delete_messages(ctx, batch)
     return batch_report(
-        batch, parsed, new.height, objects, len(written), empty, monotonic() - began
+        batch, parsed, new.height, len(keys), len(written), len(empty), monotonic() - began
     )

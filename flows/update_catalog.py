@@ -13,18 +13,18 @@ from prefect.artifacts import create_markdown_artifact
 from tasks.catalog import (
     CatalogReport,
     add_missing_partitions,
-    connect_catalog,
     ensure_tables,
     lake_partitions,
     start_crawler,
 )
+from tasks.context import store_context
 from tasks.settings import Settings
 
 
 @flow(name="update-catalog")
 def update_catalog() -> CatalogReport:
     logger = get_run_logger()
-    ctx = connect_catalog(Settings())
+    ctx = store_context(Settings())
     tables = ensure_tables(ctx)
     found = lake_partitions(ctx)
     added = add_missing_partitions(ctx, found)

@@ -1,7 +1,7 @@
 """Prefect tasks keeping the Glue catalog current with the lake, and writing candles into the lake.
 
-``register_partitions`` and ``export_candles`` take any context with ``spec`` and ``clients`` (the
-ingest's ``IngestContext`` is one), so the ingest registers the partitions of what it just wrote and the
+``register_partitions`` and ``export_candles`` take any ``Store`` context (the ingest's
+``IngestContext`` is one), so the ingest registers the partitions of what it just wrote and the
 catalog never lags; the ``update-catalog`` flow is the periodic sweep that catches anything missed.
 """
 
@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from infra.spec import ResourceSpec, resource_spec
 from tasks.aws import dynamodb, glue, s3
-from tasks.aws.clients import AwsClients
+from tasks.context import Store, StoreContext
 from tasks.core.candle_lake import CandleSpan, candle_object
 from tasks.core.catalog import (
     LakeTable,
@@ -27,26 +25,8 @@ from tasks.core.catalog import (
     table_input,
 )
 from tasks.errors import ResourceMissing
-from tasks.settings import Settings
 
 Partitions = dict[str, set[tuple[str, ...]]]
-
-
-class LakeContext(Protocol):
-    """What the catalog tasks need from a flow's context."""
-
-    @property
-    def spec(self) -> ResourceSpec: ...
-
-    @property
-    def clients(self) -> AwsClients: ...
-
-
-@dataclass(frozen=True)
-class CatalogContext:
-    settings: Settings
-    spec: ResourceSpec
-    clients: AwsClients
 
 
 @dataclass(frozen=True)
@@ -68,13 +48,8 @@ class CatalogReport:
         )
 
 
-@task(cache_policy=NO_CACHE)
-def connect_catalog(settings: Settings) -> CatalogContext:
-    return CatalogContext(settings, resource_spec(settings), AwsClients())
-
-
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
-def ensure_tables(ctx: LakeContext) -> dict[str, str]:
+def ensure_tables(ctx: Store) -> dict[str, str]:
     """Create or update the lake's Glue tables from the spec; returns each table's state."""
     return {
         t.name: glue.ensure_table(
@@ -85,7 +60,7 @@ def ensure_tables(ctx: LakeContext) -> dict[str, str]:
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
-def lake_partitions(ctx: LakeContext) -> Partitions:
+def lake_partitions(ctx: Store) -> Partitions:
     """Every partition that holds at least one object in the lake, by table."""
     found: Partitions = {}
     for table in lake_tables(ctx.spec):
@@ -95,7 +70,7 @@ def lake_partitions(ctx: LakeContext) -> Partitions:
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
-def add_missing_partitions(ctx: LakeContext, found: Partitions) -> dict[str, int]:
+def add_missing_partitions(ctx: Store, found: Partitions) -> dict[str, int]:
     """Register the partitions Glue does not list yet; returns how many each table gained."""
     added: dict[str, int] = {}
     for table in lake_tables(ctx.spec):
@@ -107,7 +82,7 @@ def add_missing_partitions(ctx: LakeContext, found: Partitions) -> dict[str, int
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
-def register_partitions(ctx: LakeContext, keys: Iterable[str]) -> int:
+def register_partitions(ctx: Store, keys: Iterable[str]) -> int:
     """Register the partitions of objects just written (any lake keys; others are ignored).
 
     Idempotent and cheap: one ``BatchCreatePartition`` per table touched, existing partitions are fine.
@@ -116,12 +91,12 @@ def register_partitions(ctx: LakeContext, keys: Iterable[str]) -> int:
     return _register(ctx, keys)
 
 
-def _register(ctx: LakeContext, keys: Iterable[str]) -> int:
+def _register(ctx: Store, keys: Iterable[str]) -> int:
     found = partitions_of_keys(lake_tables(ctx.spec), keys)
     return sum(_add(ctx, t, found.get(t.name, set())) for t in lake_tables(ctx.spec))
 
 
-def _add(ctx: LakeContext, table: LakeTable, values: set[tuple[str, ...]]) -> int:
+def _add(ctx: Store, table: LakeTable, values: set[tuple[str, ...]]) -> int:
     if not values:
         return 0
     bucket, database = ctx.spec.bucket.name, ctx.spec.glue_database
@@ -134,7 +109,7 @@ def _add(ctx: LakeContext, table: LakeTable, values: set[tuple[str, ...]]) -> in
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
-def export_candles(ctx: LakeContext, spans: Iterable[CandleSpan]) -> list[str]:
+def export_candles(ctx: Store, spans: Iterable[CandleSpan]) -> list[str]:
     """Rebuild the lake objects of these candle spans from DynamoDB and register their partitions.
 
     Call it with ``candle_spans(written)`` after candles are upserted: each span's object is read back
@@ -163,7 +138,7 @@ def export_candles(ctx: LakeContext, spans: Iterable[CandleSpan]) -> list[str]:
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30])
-def start_crawler(ctx: CatalogContext) -> str:
+def start_crawler(ctx: StoreContext) -> str:
     """On AWS: ensure the crawler (when a role is set) and start it. Elsewhere: nothing to do."""
     logger = get_run_logger()
     glue_client, spec = ctx.clients.glue, ctx.spec

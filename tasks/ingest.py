@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from infra.spec import ResourceSpec, resource_spec
 from tasks.aws import dynamodb, s3, sqs
 from tasks.aws.clients import AwsClients
+from tasks.context import Store
 from tasks.core.candles import (
     CandleKey,
     aggregate,
@@ -242,19 +243,19 @@ def keep_rejects(ctx: IngestContext, parsed: Parsed, received_ms: int) -> None:
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
 def write_lake(
     ctx: IngestContext, trades: pl.DataFrame
-) -> tuple[pl.DataFrame, dict[CandleKey, Candle], int]:
-    """Write trades no stored candle holds yet to the lake; returns them, the stored candles, objects."""
+) -> tuple[pl.DataFrame, dict[CandleKey, Candle], list[str]]:
+    """Write trades no stored candle holds yet to the lake; returns them, the stored candles, keys."""
     stored = dynamodb.get_candles(ctx.clients.dynamodb, ctx.spec.table.name, candle_keys(trades))
     new = exclude_known(trades, stored.values())
     bucket = ctx.spec.bucket
 
-    def write(part: pl.DataFrame) -> int:
+    def write(part: pl.DataFrame) -> list[str]:
         objects = partition_objects(part, bucket.raw_prefix, bucket.trades_prefix)
         for obj in objects:
             s3.put(ctx.clients.s3, bucket.name, obj.key, obj.body, obj.content_type)
-        return len(objects)
+        return [obj.key for obj in objects]
 
-    return new, stored, sum(in_parallel(write, partitions(new)))
+    return new, stored, [k for keys in in_parallel(write, partitions(new)) for k in keys]
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
@@ -285,13 +286,13 @@ def upsert_candles(
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
-def fill_empty_candles(ctx: IngestContext, written: list[Candle]) -> int:
-    """Write Binance's empty klines for minutes without trades between traded ones."""
+def fill_empty_candles(ctx: Store, written: list[Candle]) -> list[Candle]:
+    """Write Binance's empty klines for minutes without trades between traded ones; returns them."""
     logger = get_run_logger()
     client, table = ctx.clients.dynamodb, ctx.spec.table.name
     limit = ctx.settings.max_empty_fill_minutes
 
-    def fill(symbol: str) -> int:
+    def fill(symbol: str) -> list[Candle]:
         touched = [c.open_time for c in written if c.symbol == symbol]
         lo, hi = min(touched), max(touched)
         window = list(
@@ -321,25 +322,24 @@ def fill_empty_candles(ctx: IngestContext, written: list[Candle]) -> int:
                 skipped,
                 limit,
             )
-        count = 0
+        done: list[Candle] = []
         for candle in writes:
             try:
-                dynamodb.put_candle(client, table, candle)
-                count += 1
+                done.append(dynamodb.put_candle(client, table, candle))
             except ConflictError:
                 logger.debug(
                     "empty kline %s %d changed meanwhile; left to the writer",
                     symbol,
                     candle.open_time,
                 )
-        return count
+        return done
 
-    return sum(in_parallel(fill, sorted({c.symbol for c in written})))
+    return [c for done in in_parallel(fill, sorted({c.symbol for c in written})) for c in done]
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
 def mark_rollups_dirty(
-    ctx: IngestContext, written: list[Candle], stored: dict[dynamodb.CandleKey, Candle]
+    ctx: Store, written: list[Candle], stored: dict[dynamodb.CandleKey, Candle]
 ) -> int:
     """Mark the hours (and so days) of every minute the batch touched for the next rollup.
 

@@ -105,15 +105,20 @@ def rollup_span(start: str | None, end: str | None, now_ms: int) -> tuple[int, i
     """The explicit window of a run (``end`` defaults to now), or None for a scheduled run."""
     if start is None and end is None:
         return None
+    return time_window(start, end, now_ms, "rollup")
+
+
+def time_window(start: str | None, end: str | None, now_ms: int, what: str) -> tuple[int, int]:
+    """``start``..``end`` (ISO-8601, UTC when no zone is given) in ms; ``end`` defaults to now."""
     if start is None:
-        raise ConfigError("a rollup window needs a start: give start (ISO-8601) with end")
+        raise ConfigError(f"a {what} window needs a start: give start (ISO-8601) with end")
     try:
         lo = parse_iso(start)
         hi = parse_iso(end) if end is not None else now_ms
     except ValueError as exc:
-        raise ConfigError(f"rollup window: {exc}; use ISO-8601 like 2024-08-08T23:00:00Z") from None
+        raise ConfigError(f"{what} window: {exc}; use ISO-8601 like 2024-08-08T23:00:00Z") from None
     if hi < lo:
-        raise ConfigError(f"rollup window ends ({end}) before it starts ({start})")
+        raise ConfigError(f"{what} window ends ({end}) before it starts ({start})")
     return lo, hi
 
 

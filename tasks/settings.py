@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -98,6 +98,44 @@ class Settings(BaseSettings):
         ge=0,
         le=366,
         description="A scheduled 1d rollup recomputes the current day and this many before it.",
+    )
+
+    # --- gaps and backfill ---
+    gap_settle_minutes: int = Field(
+        3,
+        ge=0,
+        le=24 * 60,
+        description=(
+            "A hole in the trade ids is reported as a gap once the newest stored candle of the "
+            "symbol is this many minutes past it (batches land out of order meanwhile)."
+        ),
+    )
+    auto_fill_gaps: bool = Field(
+        True,
+        description="detect-gaps runs a backfill for every open gap it finds (from Binance REST).",
+    )
+    gap_fill_max_trades: int = Field(
+        1_000_000,
+        ge=1,
+        le=100_000_000,
+        description="Trades one backfill run fetches from Binance at most; larger gaps take more runs.",
+    )
+    binance_rest_url: str = Field(
+        "https://api.binance.com",
+        description="Base URL of Binance's spot REST API (backfill fetches missing trades there).",
+    )
+    binance_api_key: SecretStr | None = Field(
+        None,
+        description="Optional Binance API key, sent as X-MBX-APIKEY; market data needs none.",
+    )
+    binance_weight_per_minute: int = Field(
+        3000,
+        ge=25,
+        le=6000,
+        description=(
+            "Request weight per minute backfills may use, enforced by a Prefect global rate limit "
+            "(Binance allows 6000 per IP; leave room for anything else on the same address)."
+        ),
     )
 
     # --- catalog and SQL (Glue, Athena, the local engine) ---

@@ -74,3 +74,14 @@ def quarantine_key(prefix: str, received_ms: int, digest: str) -> str:
     """Key of a quarantine object, partitioned by when the bad lines reached SQS."""
     moment = utc(received_ms)
     return f"{prefix}/date={moment:%Y-%m-%d}/hour={moment:%H}/{digest}.ndjson"
+
+
+# Partitions of the candles table that hold pipeline state rather than a market (the leading
+# underscore keeps them apart from every symbol): gap records and the gap scan's watermarks.
+GAPS_MARKET = "_gaps"
+WATERMARK_MARKET = "_gap_watermark"
+
+
+def gap_sort_key(symbol: str, first_id: int) -> str:
+    """Sort key of a gap record, zero-padded so records sort by id: ``BTCUSDT#00000000003735683260``."""
+    return f"{symbol}#{first_id:020d}"
