@@ -22,13 +22,13 @@ from tasks.backfill import (
     rebuild_candles,
     write_trades,
 )
+from tasks.candle_writes import fill_empty_candles, mark_rollups_dirty
 from tasks.catalog import export_candles, register_partitions
 from tasks.context import store_context
 from tasks.core.candle_lake import spans_between
 from tasks.core.keys import iso_millis, iso_time
 from tasks.core.models import Interval
 from tasks.gaps import gap_table, now_ms, open_gaps, recheck_gaps
-from tasks.ingest import fill_empty_candles, mark_rollups_dirty
 from tasks.rollup import time_window
 from tasks.settings import Settings
 

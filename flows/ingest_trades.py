@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.futures import PrefectFuture
 
+from tasks.candle_writes import fill_empty_candles, mark_rollups_dirty
 from tasks.catalog import export_candles, register_partitions
 from tasks.core.candle_lake import candle_spans
 from tasks.ingest import (
@@ -23,9 +24,7 @@ from tasks.ingest import (
     connect,
     decode_and_validate,
     delete_messages,
-    fill_empty_candles,
     keep_rejects,
-    mark_rollups_dirty,
     monotonic,
     now_ms,
     receive_batch,

@@ -24,6 +24,7 @@ from prefect.exceptions import ObjectNotFound
 
 from tasks.aws import dynamodb, s3
 from tasks.binance_rest import BinanceBanned, BinanceRest
+from tasks.candle_writes import in_parallel
 from tasks.context import Store
 from tasks.core.candles import CandleKey, in_candle
 from tasks.core.gaps import Gap
@@ -33,7 +34,6 @@ from tasks.core.models import Candle, Interval
 from tasks.core.rebuild import lake_trades, plan_rebuild
 from tasks.core.trades import PRICE
 from tasks.errors import ConflictError
-from tasks.ingest import in_parallel
 
 RATE_LIMIT = "binance-rest-weight"
 MAX_CONFLICT_RETRIES = 20

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 import polars as pl
 from prefect import get_run_logger, task
@@ -15,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from infra.spec import ResourceSpec, resource_spec
 from tasks.aws import dynamodb, s3, sqs
 from tasks.aws.clients import AwsClients
-from tasks.context import Store
+from tasks.candle_writes import in_parallel
 from tasks.core.candles import (
     CandleKey,
     aggregate,
@@ -23,12 +20,11 @@ from tasks.core.candles import (
     exclude_known,
     in_candle,
     merge,
-    plan_empty_fill,
 )
 from tasks.core.contract import CONTENT_ENCODING, decode_body
 from tasks.core.expectations import trade_suite
 from tasks.core.lake import partition_objects, partitions, quarantine_object
-from tasks.core.models import Candle, Interval
+from tasks.core.models import Candle
 from tasks.core.trades import (
     Reject,
     decode_lines,
@@ -41,22 +37,6 @@ from tasks.settings import Settings
 from tasks.validate import validate_trades, warm_up
 
 MAX_CONFLICT_RETRIES = 20
-# The independent AWS calls of a batch (S3 puts, candle writes, deletes) run on this many threads:
-# boto3 clients are thread-safe, the calls mostly wait on the network, and zlib, hashlib and polars
-# release the GIL while they build lake objects.
-AWS_THREADS = 8
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-def in_parallel(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
-    """``[fn(i) for i in items]`` on up to ``AWS_THREADS`` threads; the first error propagates."""
-    if len(items) < 2:
-        return [fn(i) for i in items]
-    workers = min(AWS_THREADS, len(items))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
-        return list(pool.map(fn, items))
 
 
 @dataclass(frozen=True)
@@ -283,72 +263,6 @@ def upsert_candles(
         raise ConflictError(f"gave up on {key} after {MAX_CONFLICT_RETRIES} conflicting writes")
 
     return [c for c in in_parallel(upsert, list(parts)) if c is not None]
-
-
-@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
-def fill_empty_candles(ctx: Store, written: list[Candle]) -> list[Candle]:
-    """Write Binance's empty klines for minutes without trades between traded ones; returns them."""
-    logger = get_run_logger()
-    client, table = ctx.clients.dynamodb, ctx.spec.table.name
-    limit = ctx.settings.max_empty_fill_minutes
-
-    def fill(symbol: str) -> list[Candle]:
-        touched = [c.open_time for c in written if c.symbol == symbol]
-        lo, hi = min(touched), max(touched)
-        window = list(
-            dynamodb.query_candles(
-                client,
-                table,
-                symbol,
-                Interval.M1,
-                end_ms=lo - 1,
-                descending=True,
-                limit=1,
-            )
-        )
-        window += dynamodb.query_candles(client, table, symbol, Interval.M1, lo, hi)
-        for candle in dynamodb.query_candles(
-            client, table, symbol, Interval.M1, start_ms=hi + Interval.M1.ms
-        ):
-            window.append(candle)
-            if not candle.is_empty or len(window) > limit + 2:
-                break
-        writes, skipped = plan_empty_fill(window, limit)
-        if skipped:
-            logger.warning(
-                "%s: %d minute(s) without trades left without empty klines: the run is longer than "
-                "CANDLEFLOW_MAX_EMPTY_FILL_MINUTES=%d",
-                symbol,
-                skipped,
-                limit,
-            )
-        done: list[Candle] = []
-        for candle in writes:
-            try:
-                done.append(dynamodb.put_candle(client, table, candle))
-            except ConflictError:
-                logger.debug(
-                    "empty kline %s %d changed meanwhile; left to the writer",
-                    symbol,
-                    candle.open_time,
-                )
-        return done
-
-    return [c for done in in_parallel(fill, sorted({c.symbol for c in written})) for c in done]
-
-
-@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
-def mark_rollups_dirty(
-    ctx: Store, written: list[Candle], stored: dict[dynamodb.CandleKey, Candle]
-) -> int:
-    """Mark the hours (and so days) of every minute the batch touched for the next rollup.
-
-    ``stored`` counts too: after a crash between the candle writes and this mark, the redelivered
-    batch writes nothing new, and only the stored candles still name the hours to mark.
-    """
-    return dynamodb.mark_dirty(
-        ctx.clients.dynamodb, ctx.spec.table.name, [*written, *stored.values()]
-    )
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])

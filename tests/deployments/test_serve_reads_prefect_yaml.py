@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from prefect.utilities.callables import parameter_schema
+
 from deployments.serve import PREFECT_YAML, load_entries, load_flow, to_deployment
 
 
@@ -12,6 +14,8 @@ def test_every_prefect_yaml_entry_points_at_a_real_flow() -> None:
         "rollup-candles-1h",
         "rollup-candles-1d",
         "update-catalog",
+        "detect-gaps",
+        "backfill",
     ]
     for entry in entries:
         assert entry.name.startswith(load_flow(entry.entrypoint).name)
@@ -33,3 +37,11 @@ def test_schedules_parameters_and_limits_reach_the_served_deployments(
     assert daily.schedules[0].schedule.timezone == "UTC"
     [every5] = deployments["update-catalog"].schedules
     assert every5.schedule.interval == timedelta(minutes=5)
+    [every_minute] = deployments["detect-gaps"].schedules
+    assert every_minute.schedule.interval == timedelta(seconds=60)
+    manual = deployments["backfill"]
+    assert manual.schedules == []  # run by hand from the UI, with start/end filled in there
+    assert manual.parameters == {"fetch_missing": True}
+    schema = parameter_schema(load_flow("flows/backfill.py:backfill").fn)  # the UI's run form
+    assert {"start", "end", "symbols", "fetch_missing"} == set(schema.properties)
+    assert schema.required == ["start"]

@@ -18,6 +18,7 @@ from tasks.backfill import RATE_LIMIT
 from tasks.core.gaps import is_incomplete
 from tasks.core.keys import iso_millis
 from tasks.core.models import Candle, Interval
+from tasks.query import run_sql
 from tests.builders import Trade, capture_trades, kline, reference_candles
 from tests.conftest import AwsEnv
 from tests.fakes.binance_rest import FakeBinanceRest
@@ -118,6 +119,16 @@ def test_a_gap_is_recorded_marked_and_filled_by_a_backfill_that_can_run_twice(
     assert not record.is_open and record.gap == gap
     ids = lake_ids(env)
     assert ids.len() == ids.n_unique() == len(trades)  # every trade in the lake exactly once
+    # The lake's candles (written by the ingest, the rollups and the backfill) agree through SQL.
+    sql = (
+        'SELECT "interval", count(*) AS n, sum(trade_count) AS trades FROM candles '
+        'GROUP BY "interval" ORDER BY "interval"'
+    )
+    got = run_sql(env.settings, env.spec, env.clients, sql).records()
+    assert got == [
+        {"interval": i.value, "n": str(len(stored(env, i))), "trades": str(len(trades))}
+        for i in sorted(Interval, key=lambda i: i.value)
+    ]
     fetches = [r for r in rest.requests if r.path == "/api/v3/historicalTrades"]
     assert fetches[0].params["fromId"] == str(lo)
     assert sum(int(r.params["limit"]) for r in fetches) >= hi - lo + 1
