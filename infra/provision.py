@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 
 from infra.spec import ResourceSpec
-from tasks.aws import glue
+from tasks.aws import glue, sns
 from tasks.aws._errors import error_code, translate
 from tasks.aws.clients import AwsClients
 from tasks.core.catalog import lake_tables, table_input
@@ -25,6 +25,7 @@ class Provisioned:
     table: str
     topic_arn: str
     glue_database: str
+    alerts_inbox_url: str
 
 
 def provision(clients: AwsClients, spec: ResourceSpec) -> Provisioned:
@@ -52,8 +53,7 @@ def provision(clients: AwsClients, spec: ResourceSpec) -> Provisioned:
     )
     _bucket(clients, spec.bucket.name)
     _table(clients, spec)
-    with translate("sns", "CreateTopic", spec.alerts_topic):
-        topic_arn = clients.sns.create_topic(Name=spec.alerts_topic)["TopicArn"]
+    topic_arn, inbox_url = _alerts(clients, spec)
     _glue_database(clients, spec.glue_database)
     for lake_table in lake_tables(spec):
         glue.ensure_table(
@@ -66,7 +66,46 @@ def provision(clients: AwsClients, spec: ResourceSpec) -> Provisioned:
         spec.table.name,
         topic_arn,
         spec.glue_database,
+        inbox_url,
     )
+
+
+def _alerts(clients: AwsClients, spec: ResourceSpec) -> tuple[str, str]:
+    """The alerts topic, its SQS inbox (subscribed) and the configured e-mail/SMS subscriptions."""
+    alerts = spec.alerts
+    with translate("sns", "CreateTopic", alerts.topic):
+        topic_arn = clients.sns.create_topic(Name=alerts.topic)["TopicArn"]
+    inbox_url = _queue(clients, alerts.inbox_queue, {"MessageRetentionPeriod": str(14 * 86_400)})
+    inbox_arn = clients.sqs.get_queue_attributes(QueueUrl=inbox_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    # SNS may deliver to the inbox only from this topic.
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "alerts-topic-to-inbox",
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": inbox_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+            }
+        ],
+    }
+    with translate("sqs", "SetQueueAttributes", alerts.inbox_queue):
+        clients.sqs.set_queue_attributes(
+            QueueUrl=inbox_url, Attributes={"Policy": json.dumps(policy)}
+        )
+    if sns.ensure_subscription(clients.sns, topic_arn, "sqs", inbox_arn):
+        log.info("subscribed queue %s to topic %s", alerts.inbox_queue, alerts.topic)
+    for email in alerts.emails:
+        if sns.ensure_subscription(clients.sns, topic_arn, "email", email):
+            log.info("subscribed %s to %s (AWS e-mails a confirmation link)", email, alerts.topic)
+    for number in alerts.sms_numbers:
+        if sns.ensure_subscription(clients.sns, topic_arn, "sms", number):
+            log.info("subscribed %s to %s by SMS", number, alerts.topic)
+    return topic_arn, inbox_url
 
 
 def _queue(clients: AwsClients, name: str, attributes: dict[str, str]) -> str:

@@ -49,11 +49,21 @@ class CatalogSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertsSpec:
+    """The SNS topic anomaly alerts go to, the SQS inbox subscribed to it, and people subscribed."""
+
+    topic: str
+    inbox_queue: str
+    emails: tuple[str, ...] = ()
+    sms_numbers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ResourceSpec:
     queue: QueueSpec
     bucket: BucketSpec
     table: TableSpec
-    alerts_topic: str
+    alerts: AlertsSpec
     glue_database: str
     catalog: CatalogSpec
 
@@ -69,7 +79,12 @@ def resource_spec(settings: Settings) -> ResourceSpec:
         ),
         bucket=BucketSpec(name=settings.bucket),
         table=TableSpec(name=f"{p}-candles"),
-        alerts_topic=f"{p}-alerts",
+        alerts=AlertsSpec(
+            topic=f"{p}-alerts",
+            inbox_queue=f"{p}-alerts-inbox",
+            emails=tuple(settings.alert_emails),
+            sms_numbers=tuple(settings.alert_sms_numbers),
+        ),
         glue_database=p.replace("-", "_"),
         catalog=CatalogSpec(
             trades_table="trades",

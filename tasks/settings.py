@@ -7,6 +7,7 @@ AWS endpoints, region and credentials are *not* here: boto3 reads them from the 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -138,6 +139,16 @@ class Settings(BaseSettings):
         ),
     )
 
+    # --- anomaly alerts (SNS) ---
+    alert_emails: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="E-mail addresses subscribed to the alerts topic by `candleflow provision` (comma-separated).",
+    )
+    alert_sms_numbers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Phone numbers (E.164, +61...) subscribed to the alerts topic by SMS (comma-separated).",
+    )
+
     # --- catalog and SQL (Glue, Athena, the local engine) ---
     query_engine: Literal["auto", "athena", "local"] = Field(
         "auto",
@@ -237,6 +248,31 @@ class Settings(BaseSettings):
             value = [s for s in value.split(",") if s.strip()]
         if isinstance(value, list):
             return [str(s).strip().upper() for s in value]
+        return value
+
+    @field_validator("alert_emails", "alert_sms_numbers", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [s.strip() for s in value.split(",") if s.strip()]
+        return value
+
+    @field_validator("alert_emails")
+    @classmethod
+    def _check_emails(cls, value: list[str]) -> list[str]:
+        bad = [e for e in value if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", e)]
+        if bad:
+            raise ValueError(f"CANDLEFLOW_ALERT_EMAILS holds addresses that are not e-mail: {bad}")
+        return value
+
+    @field_validator("alert_sms_numbers")
+    @classmethod
+    def _check_numbers(cls, value: list[str]) -> list[str]:
+        bad = [n for n in value if not re.fullmatch(r"\+[1-9]\d{6,14}", n)]
+        if bad:
+            raise ValueError(
+                f"CANDLEFLOW_ALERT_SMS_NUMBERS must be E.164 numbers like +61412345678, got {bad}"
+            )
         return value
 
     @field_validator("symbols")
