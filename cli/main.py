@@ -14,7 +14,19 @@ from tasks.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cli import aws, backfill, bench, candles, gaps, ingest, produce, query, rollup, stack
+    from cli import (
+        alerts,
+        aws,
+        backfill,
+        bench,
+        candles,
+        gaps,
+        ingest,
+        produce,
+        query,
+        rollup,
+        stack,
+    )
 
     parser = argparse.ArgumentParser(
         prog="candleflow",
@@ -29,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollup.register(sub)
     gaps.register(sub)
     backfill.register(sub)
+    alerts.register(sub)
     query.register(sub)
     stack.register(sub)
     bench.register(sub)

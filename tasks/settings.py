@@ -149,6 +149,27 @@ class Settings(BaseSettings):
         description="Phone numbers (E.164, +61...) subscribed to the alerts topic by SMS (comma-separated).",
     )
 
+    anomaly_rules: dict[str, str | int | bool] = Field(
+        default_factory=dict,
+        description=(
+            "Anomaly thresholds and windows for every symbol, as JSON with the keys of "
+            'tasks.core.anomaly.OVERRIDE_KEYS, e.g. {"price_move_pct": "3", "stale_minutes": 10}.'
+        ),
+    )
+    anomaly_symbol_rules: dict[str, dict[str, str | int | bool]] = Field(
+        default_factory=dict,
+        description=(
+            "Per-symbol anomaly overrides as JSON, applied over anomaly_rules, e.g. "
+            '{"ETHUSDT": {"price_move_pct": "3", "sma_crossover": true}}.'
+        ),
+    )
+    alert_cooldown_minutes: int = Field(
+        15,
+        ge=1,
+        le=1440,
+        description="While a condition persists, it is announced again at most this often.",
+    )
+
     # --- catalog and SQL (Glue, Athena, the local engine) ---
     query_engine: Literal["auto", "athena", "local"] = Field(
         "auto",
@@ -273,6 +294,26 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"CANDLEFLOW_ALERT_SMS_NUMBERS must be E.164 numbers like +61412345678, got {bad}"
             )
+        return value
+
+    @field_validator("anomaly_rules")
+    @classmethod
+    def _check_anomaly_rules(
+        cls, value: dict[str, str | int | bool]
+    ) -> dict[str, str | int | bool]:
+        from tasks.core.anomaly import RuleSet
+
+        RuleSet().with_overrides(value, "CANDLEFLOW_ANOMALY_RULES")
+        return value
+
+    @field_validator("anomaly_symbol_rules")
+    @classmethod
+    def _check_symbol_rules(
+        cls, value: dict[str, dict[str, str | int | bool]]
+    ) -> dict[str, dict[str, str | int | bool]]:
+        from tasks.core.anomaly import RuleSet
+
+        RuleSet(overrides=value)
         return value
 
     @field_validator("symbols")
