@@ -3,9 +3,9 @@
 The body is one JSON object a program can act on::
 
     {"kind": "alert", "symbol": "BTCUSDT", "rule": "price_move", "severity": "critical",
-     "minute": "2024-08-09T00:01:00Z", "value": "5.02", "threshold": "2",
-     "details": {"from_close": "61650.01", "to_close": "64730.00", "window_minutes": "5"},
-     "subject": "BTCUSDT up 5.02% in 5 min (critical)", "flow_run": "http://127.0.0.1:4200/runs/..."}
+     "minute": "2024-08-09T00:01:00Z", "value": "4.77...", "threshold": "2",
+     "details": {...the closes and the window...},
+     "subject": "BTCUSDT up 4.77% in 5 min (critical)", "flow_run": "http://127.0.0.1:4200/runs/..."}
 
 A "cleared" message names the rule and when its condition appeared and went away. The attributes
 (``symbol``, ``rule``, ``severity``, ``kind``) let SNS subscriptions filter, e.g. only critical
