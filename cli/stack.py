@@ -235,6 +235,7 @@ def run_up(args: argparse.Namespace, settings: Settings) -> int:
     print(f"Queue:         {done.queue_url}")
     print(f"Logs:          {_shown(stack.logs)}/")
     print(f"Candles:       . {rel} && candleflow candles BTCUSDT --interval 1m")
+    print(f"Alerts:        . {rel} && candleflow alerts --follow   (gaps: candleflow gaps)")
     print("Stop:          ./scripts/stop.sh")
     return 0
 
