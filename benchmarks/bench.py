@@ -1,4 +1,4 @@
-"""The candleflow benchmark: a measurement tool for producer -> SQS -> ingest flow -> S3 + DynamoDB.
+"""The candleflow benchmark: the ingest pipeline end to end, and rebuilding candles from the lake.
 
 Run it as ``candleflow bench`` or ``uv run python -m benchmarks.bench`` (``--help`` for options). It
 starts its own services, each a subprocess on a free loopback port, and stops them at the end:
@@ -27,6 +27,11 @@ Phases:
 3. **latency** - the producer emits ``--rate`` trades/s with trade time = now for
    ``--latency-seconds`` while the flow runs continuously; a poller reads the candles every
    ``--poll-ms`` and times each trade until its candle counts it (p50/p99).
+4. **rebuild** - one UTC day of BTCUSDT candles (1m, 1h, 1d) rebuilt from the lake by the
+   ``backfill`` flow (``fetch_missing=False``) over ``--rebuild-trades`` synthetic trades written
+   to the lake as the ingest writes them (``benchmarks.rebuild``): the first build, with no candles
+   stored, then the idempotent re-run; each timed in a backfill worker with its own peak RSS, split
+   into read lake / rebuild 1m / rollup / export from the Prefect API, and checked exact.
 
 CPU seconds are reported next to wall seconds, and so is the CPU other processes took while a
 phase was timed (``benchmarks.cpu``): on a shared machine the wall times are only as good as that.
@@ -55,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import floors, load
+from benchmarks import rebuild as rebuild_phase
 from benchmarks.latency import latency
 from benchmarks.pipeline import Stage, phase_settings, throughput
 from benchmarks.report import render, verdicts
@@ -63,7 +69,7 @@ from tasks.settings import Settings
 
 log = logging.getLogger(__name__)
 
-PHASES = ("throughput", "baseline", "latency")
+PHASES = ("throughput", "baseline", "latency", "rebuild")
 SYMBOLS = tuple(m.symbol for m in load.MARKETS)
 HISTORY_START_MS = 1_723_161_000_000  # 2024-08-08T23:50:00Z: the run crosses an hour and a date
 HISTORY_RATE = 1000.0  # trades per second of trade time, both symbols together
@@ -78,6 +84,7 @@ class BenchOptions:
     latency_seconds: float = 60.0
     rate: float = 1000.0
     poll_ms: int = 100
+    rebuild_trades: int = 1_000_000
     phases: tuple[str, ...] = PHASES
     seed: int = 1
     profile: bool = False
@@ -88,6 +95,13 @@ def _positive_int(text: str) -> int:
     value = int(text.replace("_", "").replace(",", ""))
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text.replace("_", "").replace(",", ""))
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got {text!r}")
     return value
 
 
@@ -146,16 +160,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"DynamoDB poll interval of the latency run (default {d.poll_ms})",
     )
     parser.add_argument(
+        "--rebuild-trades",
+        type=_count,
+        default=d.rebuild_trades,
+        help=f"trades in the day of BTCUSDT the rebuild phase rebuilds from the lake "
+        f"(default {d.rebuild_trades:,}; 0 skips the phase)",
+    )
+    parser.add_argument(
         "--phases",
         type=_phases,
         default=d.phases,
-        help=f"comma-separated subset of {','.join(PHASES)} (default all)",
+        help=f"comma-separated subset of {','.join(PHASES)} (default all; e.g. --phases rebuild "
+        "runs the rebuild alone)",
     )
     parser.add_argument("--seed", type=int, default=d.seed, help="seed of the synthetic trades")
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="cProfile the throughput ingest; stats go to the run directory",
+        help="cProfile the throughput ingest and the rebuild runs (their own main thread; "
+        "times are inflated); stats go to the run directory",
     )
     parser.add_argument(
         "--results-dir",
@@ -173,6 +196,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         latency_seconds=args.latency_seconds,
         rate=args.rate,
         poll_ms=args.poll_ms,
+        rebuild_trades=args.rebuild_trades,
         phases=args.phases,
         seed=args.seed,
         profile=args.profile,
@@ -217,7 +241,7 @@ def run(options: BenchOptions, settings: Settings) -> int:
             }
             stage = Stage(env, workdir, frozenset({moto.pid, prefect.pid}))
             with _environ(aws_env(moto.url)):
-                _phases_run(options, settings, stage, results)
+                _phases_run(options, settings, stage, results, moto.pid)
     except Exception:
         log.exception("the benchmark could not finish; logs are in %s", workdir)
         return 1
@@ -232,7 +256,11 @@ def run(options: BenchOptions, settings: Settings) -> int:
 
 
 def _phases_run(
-    options: BenchOptions, settings: Settings, stage: Stage, results: dict[str, Any]
+    options: BenchOptions,
+    settings: Settings,
+    stage: Stage,
+    results: dict[str, Any],
+    moto_pid: int,
 ) -> None:
     if "throughput" in options.phases:
         log.info("generating %d synthetic trades", options.trades)
@@ -280,6 +308,23 @@ def _phases_run(
             seed=options.seed,
         )
         results["latency"] = asdict(lat)
+    if "rebuild" in options.phases and options.rebuild_trades:
+        log.info("rebuild: one day of %d trades from the lake, twice", options.rebuild_trades)
+        rebuilt = rebuild_phase.rebuild(
+            stage,
+            phase_settings(settings, "rebuild", [rebuild_phase.SYMBOL]),
+            options.rebuild_trades,
+            options.seed,
+            moto_pid=moto_pid,
+            profile=options.profile,
+        )
+        results["rebuild"] = rebuilt.summary()
+        if options.profile:
+            results["rebuild_profiles"] = [
+                _profile_top(Path(r.profile), Path(r.profile).with_suffix(".txt"))
+                for r in rebuilt.runs
+                if r.profile
+            ]
 
 
 def _profile_top(stats_path: Path, text_path: Path, lines: int = 40) -> str:
@@ -317,7 +362,10 @@ def _machine() -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.bench",
-        description="Benchmark producer -> SQS -> ingest -> S3 + DynamoDB on a private moto server.",
+        description=(
+            "Benchmark producer -> SQS -> ingest -> S3 + DynamoDB, and the rebuild of a day of "
+            "candles from the lake, on a private moto server."
+        ),
     )
     add_arguments(parser)
     args = parser.parse_args(argv)

@@ -16,10 +16,11 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # The paced source wakes up this often and emits every trade due by then.
 _PACE_TICK_S = 0.005
+DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,11 @@ class TradeFactory:
 
     def frame(self, trade_time_ms: int) -> tuple[str, Emitted]:
         """One frame of a trade at ``trade_time_ms`` on a market picked by share."""
+        line, emitted = self.line(trade_time_ms)
+        return f'{{"stream":"{emitted.symbol.lower()}@trade","data":{line}}}', emitted
+
+    def line(self, trade_time_ms: int) -> tuple[str, Emitted]:
+        """The trade event of a frame (its ``data``, a line of an SQS body) on a market picked by share."""
         rnd = self._rnd
         market = rnd.choices(self._markets, self._weights)[0]
         symbol = market.symbol
@@ -81,9 +87,8 @@ class TradeFactory:
         event_ms = trade_time_ms + rnd.randint(0, 3)
         maker = "true" if rnd.random() < 0.5 else "false"
         text = (
-            f'{{"stream":"{symbol.lower()}@trade","data":{{"e":"trade","E":{event_ms},'
-            f'"s":"{symbol}","t":{trade_id},"p":"{price}","q":"{quantity}","T":{trade_time_ms},'
-            f'"m":{maker},"M":true}}}}'
+            f'{{"e":"trade","E":{event_ms},"s":"{symbol}","t":{trade_id},"p":"{price}",'
+            f'"q":"{quantity}","T":{trade_time_ms},"m":{maker},"M":true}}'
         )
         return text, Emitted(symbol, trade_id, trade_time_ms)
 
@@ -99,6 +104,18 @@ def history(count: int, start_ms: int, rate: float, seed: int) -> list[str]:
         frames.append(factory.frame(int(at))[0])
         at += gaps.expovariate(1.0 / mean_gap_ms)
     return frames
+
+
+def day(count: int, day_start_ms: int, seed: int, market: Market = MARKETS[0]) -> list[str]:
+    """``count`` trade lines (``data`` objects) of one market over the day from ``day_start_ms``.
+
+    Ids are consecutive; trade times are uniform over the day and sorted, which is a Poisson stream
+    given its count, and never leave the day (``history``'s exponential gaps could overshoot it).
+    """
+    factory = TradeFactory(seed, [replace(market, share=1.0)])
+    times = random.Random(seed + 1)
+    moments = sorted(times.randrange(DAY_MS) for _ in range(count))
+    return [factory.line(day_start_ms + t)[0] for t in moments]
 
 
 class PacedSource:

@@ -8,6 +8,7 @@ TARGET_END_TO_END = 50_000.0  # trades/s
 TARGET_RATIO = 100.0  # packed / one-per-message
 TARGET_P99_MS = 5_000.0
 TARGET_RSS_MB = 500.0
+TARGET_REBUILD_S = 10.0  # one day of one symbol's 1m/1h/1d candles from the lake
 
 Row = tuple[str, str, str, str]
 
@@ -26,6 +27,14 @@ def verdicts(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if lat:
         p99 = lat["p99_ms"]
         out["p99"] = {"value": p99, "target": TARGET_P99_MS, "met": p99 <= TARGET_P99_MS}
+    rebuilt = results.get("rebuild") or {"runs": [], "exact": False}
+    for run in rebuilt["runs"]:
+        met = run["seconds"] <= TARGET_REBUILD_S and rebuilt["exact"]
+        out[f"rebuild_{run['key']}"] = {
+            "value": run["seconds"],
+            "target": TARGET_REBUILD_S,
+            "met": met,
+        }
     peaks = [r["peak_rss_kb"] for r in (packed, base, lat) if r]
     if peaks:
         mb = max(peaks) / 1024
@@ -93,6 +102,53 @@ def _latency_rows(lat: dict[str, Any], v: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _rebuild_rows(r: dict[str, Any], v: dict[str, Any]) -> list[Row]:
+    lake = r["lake"]
+    rows = [
+        _row(
+            f"rebuild: {r['symbol']} 1m/1h/1d of {r['day']} from the lake",
+            f"{r['trades']:,} trades in {lake['parquet_objects']} Parquet objects "
+            f"({lake['parquet_bytes'] / 2**20:.0f} MiB)",
+        )
+    ]
+    for run in r["runs"]:
+        b = run["breakdown"]
+        rows += [
+            _row(
+                f"  {run['label']}",
+                f"{run['seconds']:.2f} s, {run['trades_per_s']:,.0f} trades/s",
+                f"<= {TARGET_REBUILD_S:g} s",
+                v.get(f"rebuild_{run['key']}"),
+            ),
+            _row(
+                "    read lake / rebuild 1m / rollup 1h+1d / export / other",
+                " / ".join(f"{b[k]:.2f}" for k in b) + " s",
+            ),
+            _row(
+                "    CPU: backfill / moto / Prefect server / other processes",
+                f"{run['cpu_s']:.1f} / {run['moto_cpu_s']:.1f} / {run['prefect_cpu_s']:.1f} / "
+                f"{run['foreign_cpu_s']:.1f} s ({run['foreign_share']:.0%} of the machine)",
+            ),
+            _row(
+                "    peak RSS of the backfill process (RSS before the run)",
+                f"{run['peak_rss_kb'] / 1024:,.0f} MB ({run['rss_before_kb'] / 1024:,.0f} MB)"
+                + ("" if run["peak_reset"] else " - peak since the worker started"),
+            ),
+            _row(
+                "    1m candles written / minutes rebuilt",
+                f"{run['minutes_written']:,} / {run['minutes']:,}",
+            ),
+        ]
+    counts = ", ".join(f"{n} {i}" for i, n in r["candles"].items())
+    rows.append(
+        _row(
+            "  candles exact (1m, 1h, 1d = aggregate of the trades)",
+            f"yes ({counts})" if r["exact"] else "NO",
+        )
+    )
+    return rows
+
+
 def render(results: dict[str, Any]) -> str:
     v = results.get("verdicts", {})
     m = results["machine"]
@@ -128,6 +184,8 @@ def render(results: dict[str, Any]) -> str:
         if startup:
             label += f" (after warm-up: {max(startup):,.0f} MB)"
         rows.append(_row(label, f"{rss['value']:,.0f} MB", f"<= {TARGET_RSS_MB:.0f} MB", rss))
+    if results.get("rebuild"):
+        rows += _rebuild_rows(results["rebuild"], v)
     width = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = [
         f"candleflow benchmark: {m['cpus']} CPUs, Python {m['python']}, "
@@ -172,6 +230,12 @@ def _bounds(results: dict[str, Any]) -> list[str]:
         )
         if r
     ]
+    rebuilt = results.get("rebuild")
+    shares += (
+        [(f"rebuild {run['key']}", run["foreign_share"]) for run in rebuilt["runs"]]
+        if rebuilt
+        else []
+    )
     if any(share > 0.05 for _, share in shares):
         out += [
             "",
@@ -180,4 +244,6 @@ def _bounds(results: dict[str, Any]) -> list[str]:
         ]
     if results.get("profile"):
         out += ["", f"ingest profile (cProfile): {results['profile']}"]
+    if results.get("rebuild_profiles"):
+        out += ["", "rebuild profiles (cProfile): " + ", ".join(results["rebuild_profiles"])]
     return out

@@ -1,18 +1,25 @@
-"""The ingest process of a benchmark run, and the handle the benchmark drives it with.
+"""The flow process of a benchmark run, and the handle the benchmark drives it with.
 
-``python -m benchmarks.worker`` imports the flow (prefect, polars; great-expectations on first use),
-then serves JSON-line commands on stdin, answering each with one JSON line on the original stdout
-(everything else the process prints goes to stderr, the worker's log):
+``python -m benchmarks.worker [ingest|backfill]`` imports that flow (prefect, polars;
+great-expectations on first use; ``ingest`` when not given), then serves JSON-line commands on stdin,
+answering each with one JSON line on the original stdout (everything else the process prints goes to
+stderr, the worker's log):
 
 - ``{"cmd": "ingest", "until_empty": true, "max_seconds": null, "profile": null}`` runs
   ``ingest_trades`` once and answers its report, wall seconds and memory. The first command is the
   warm-up: it pays for imports, the great-expectations context and the first Prefect API calls, so
   later ones measure only the ingest. ``profile`` names a file to write cProfile stats of the run to.
+- ``{"cmd": "backfill", "start": ISO, "end": ISO, "symbols": [...], "fetch_missing": false,
+  "profile": null}`` runs the ``backfill`` flow once and answers the same figures plus its flow run
+  id. The peak RSS is reset first (where Linux allows), so it is this run's own.
+- ``{"cmd": "timings", "flow_run_id": ID}`` answers where a finished flow run's time went
+  (``benchmarks.timings``), read from the Prefect API; not part of any timed command.
 - ``{"cmd": "exit"}`` (or end of input) ends the process.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import queue
@@ -20,13 +27,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
 
 class WorkerError(RuntimeError):
-    """The ingest worker failed or went silent; the message names its log."""
+    """A flow worker failed or went silent; the message names its log."""
 
 
 def memory_kb() -> dict[str, int]:
@@ -46,10 +54,17 @@ def memory_kb() -> dict[str, int]:
     return {"peak_rss_kb": found["VmHWM"], "rss_kb": found["VmRSS"]}
 
 
-def _ingest(command: dict[str, Any]) -> dict[str, Any]:
-    from flows.ingest_trades import ingest_trades
+def reset_peak_rss() -> bool:
+    """Set this process's peak RSS (VmHWM) back to its current RSS (Linux); False where not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
 
-    profile = command.get("profile")
+
+def _timed(run: Callable[[], Any], profile: str | None) -> tuple[Any, float, float]:
+    """``run()``'s result, wall and CPU seconds; cProfile stats go to ``profile`` when given."""
     profiler = None
     if profile:
         import cProfile
@@ -57,20 +72,72 @@ def _ingest(command: dict[str, Any]) -> dict[str, Any]:
         profiler = cProfile.Profile()
         profiler.enable()
     started, cpu = time.perf_counter(), time.process_time()
-    report = ingest_trades(
-        max_seconds=command.get("max_seconds"), until_empty=command.get("until_empty", True)
-    )
+    result = run()
     seconds, cpu_s = time.perf_counter() - started, time.process_time() - cpu
-    if profiler is not None:
+    if profiler is not None and profile:
         profiler.disable()
-        profiler.dump_stats(str(profile))
+        profiler.dump_stats(profile)
+    return result, seconds, cpu_s
+
+
+def _ingest(command: dict[str, Any]) -> dict[str, Any]:
+    from flows.ingest_trades import ingest_trades
+
+    report, seconds, cpu_s = _timed(
+        lambda: ingest_trades(
+            max_seconds=command.get("max_seconds"), until_empty=command.get("until_empty", True)
+        ),
+        command.get("profile"),
+    )
     return {"seconds": seconds, "cpu_s": cpu_s, "report": asdict(report), **memory_kb()}
 
 
-def serve() -> int:
+def _backfill(command: dict[str, Any]) -> dict[str, Any]:
+    from flows.backfill import backfill
+
+    reset = reset_peak_rss()
+    before = memory_kb()["rss_kb"]
+    state, seconds, cpu_s = _timed(
+        lambda: backfill(
+            command["start"],
+            command.get("end"),
+            command.get("symbols"),
+            fetch_missing=command.get("fetch_missing", False),
+            return_state=True,
+        ),
+        command.get("profile"),
+    )
+    report = state.result()  # raises what the flow raised
+    return {
+        "seconds": seconds,
+        "cpu_s": cpu_s,
+        "report": asdict(report),
+        "flow_run_id": str(state.state_details.flow_run_id),
+        "rss_before_kb": before,
+        "peak_reset": reset,
+        **memory_kb(),
+    }
+
+
+def _timings(command: dict[str, Any]) -> dict[str, Any]:
+    from benchmarks.timings import flow_run_timings
+
+    return flow_run_timings(command["flow_run_id"])
+
+
+_COMMANDS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "ingest": _ingest,
+    "backfill": _backfill,
+    "timings": _timings,
+}
+_FLOWS = {"ingest": "flows.ingest_trades", "backfill": "flows.backfill"}
+
+
+def serve(argv: list[str]) -> int:
+    flow = argv[0] if argv else "ingest"
     channel = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything else printed to stdout lands in the log
-    import flows.ingest_trades  # noqa: F401 - pay for prefect and polars before the first command
+    importlib.import_module(_FLOWS[flow])  # pay for prefect and polars before the first command
 
     channel.write(json.dumps({"ready": True, **memory_kb()}) + "\n")
     for line in sys.stdin:
@@ -78,7 +145,7 @@ def serve() -> int:
         if command.get("cmd") == "exit":
             break
         try:
-            answer = _ingest(command)
+            answer = _COMMANDS[command.get("cmd", "ingest")](command)
         except Exception as exc:  # reported to the benchmark, which stops the run
             answer = {"error": f"{type(exc).__name__}: {exc}"}
         channel.write(json.dumps(answer) + "\n")
@@ -86,13 +153,15 @@ def serve() -> int:
 
 
 class Worker:
-    """A running ``benchmarks.worker`` process; ``call`` sends a command and waits for the answer."""
+    """A running ``benchmarks.worker`` process for ``flow``; ``call`` sends a command and waits for
+    the answer."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, flow: str = "ingest") -> None:
         self.log_path = log_path
+        self.flow = flow
         self._log = log_path.open("wb")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.worker"],
+            [sys.executable, "-m", "benchmarks.worker", flow],
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -119,13 +188,15 @@ class Worker:
             line = self._answers.get(timeout=timeout_s)
         except queue.Empty:
             raise WorkerError(
-                f"ingest worker silent for {timeout_s:.0f} s; see {self.log_path}"
+                f"{self.flow} worker silent for {timeout_s:.0f} s; see {self.log_path}"
             ) from None
         if line is None:
-            raise WorkerError(f"ingest worker exited with {self._proc.wait()}; see {self.log_path}")
+            raise WorkerError(
+                f"{self.flow} worker exited with {self._proc.wait()}; see {self.log_path}"
+            )
         answer: dict[str, Any] = json.loads(line)
         if "error" in answer:
-            raise WorkerError(f"ingest failed: {answer['error']}; see {self.log_path}")
+            raise WorkerError(f"{self.flow} failed: {answer['error']}; see {self.log_path}")
         return answer
 
     def send(self, command: dict[str, Any]) -> None:
@@ -150,4 +221,4 @@ class Worker:
 
 
 if __name__ == "__main__":
-    sys.exit(serve())
+    sys.exit(serve(sys.argv[1:]))

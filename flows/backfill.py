@@ -3,7 +3,7 @@
 Per symbol: fetch the trades of the open gaps in the window from Binance REST (rate-limited) and
 write them to the lake like live trades -> read the window's trades back from the lake (the source
 of truth) -> make the stored 1m candles equal them -> empty klines -> close the gaps now filled. Then
-for all symbols: roll the window's 1h and 1d candles up again and rewrite their lake objects.
+for all symbols: roll the window's 1h and 1d candles up again and rewrite the lake objects of what changed.
 Running it twice leaves the same data: every step is a versioned or content-addressed write.
 """
 
@@ -25,9 +25,9 @@ from tasks.backfill import (
 from tasks.candle_writes import fill_empty_candles, mark_rollups_dirty
 from tasks.catalog import export_candles, register_partitions
 from tasks.context import store_context
-from tasks.core.candle_lake import spans_between
+from tasks.core.candle_lake import candle_spans
 from tasks.core.keys import iso_millis, iso_time
-from tasks.core.models import Interval
+from tasks.core.models import Candle, Interval
 from tasks.gaps import gap_table, now_ms, open_gaps, recheck_gaps
 from tasks.rollup import time_window
 from tasks.settings import Settings
@@ -84,23 +84,18 @@ def backfill(
             fetched = dict(trades.group_by("symbol").len().iter_rows())
     rebuilt: dict[str, int] = {}
     written: dict[str, int] = {}
+    changed: list[Candle] = []
     for symbol in chosen:
         report = rebuild_candles(ctx, symbol, lo, hi, read_lake(ctx, symbol, lo, hi))
         if report.written:
-            fill_empty_candles(ctx, list(report.written))
+            changed += [*report.written, *fill_empty_candles(ctx, list(report.written))]
             mark_rollups_dirty(ctx, list(report.written), {})
         rebuilt[symbol], written[symbol] = report.minutes, len(report.written)
         recheck_gaps(ctx, symbol, now_ms())
+    # The rollup subflow rewrites the lake objects of the 1h/1d candles it changes; these are the
+    # 1m ones. Unchanged candles keep their objects, so a re-run writes nothing.
     rolled = rollup_candles("1h", iso_time(lo), iso_time(hi), chosen)
-    export_candles(
-        ctx,
-        [
-            span
-            for symbol in chosen
-            for interval in Interval
-            for span in spans_between(symbol, interval, lo, hi)
-        ],
-    )
+    export_candles(ctx, candle_spans(changed))
     remaining = [r for r in open_gaps(ctx, chosen) if r.gap.overlaps(lo, hi)]
     result = BackfillReport(lo, hi, fetched, rebuilt, written, len(remaining), rolled.summary())
     logger.info("%s", result.summary())
