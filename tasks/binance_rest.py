@@ -2,6 +2,7 @@
 
     with BinanceRest("https://api.binance.com", before_request=limiter) as binance:
         trades = binance.fetch_trades("BTCUSDT", 3735683259, 3735685999)  # TRADES_SCHEMA rows
+        book = binance.depth_snapshot("BTCUSDT", 1000)  # {"lastUpdateId", "bids", "asks"}
 
 Requests follow the "LIMITS" section of Binance's REST docs (binance/binance-spot-api-docs,
 ``rest-api.md``): a 429 is retried after its ``Retry-After`` seconds, 5xx answers and connection errors
@@ -26,12 +27,13 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import httpx
 import polars as pl
 
 from tasks.core.binance_rest import (
+    DEPTH_PATH,
     HISTORICAL_TRADES_PATH,
     HISTORICAL_TRADES_WEIGHT,
     PING_PATH,
@@ -40,6 +42,9 @@ from tasks.core.binance_rest import (
     TRADES_MAX_LIMIT,
     USED_WEIGHT_HEADER,
     TradePager,
+    depth_answer,
+    depth_params,
+    depth_weight,
     historical_trades_params,
     rest_trades_frame,
 )
@@ -174,6 +179,19 @@ class BinanceRest:
     def ping(self) -> None:
         """``GET /api/v3/ping``: returns when Binance answers, raises ``BinanceError`` otherwise."""
         self._get(PING_PATH, {}, PING_WEIGHT, "ping")
+
+    def depth_snapshot(self, symbol: str, limit: int = 1000) -> dict[str, Any]:
+        """``GET /api/v3/depth``: the best ``limit`` bids and asks of ``symbol`` (1..5000).
+
+        Returns Binance's object ``{"lastUpdateId": int, "bids": [[price, qty], ...], "asks": ...}``
+        with prices and quantities left as the strings Binance sent, best level first. The request
+        weighs 5 to 250 by ``limit`` (``depth_weight``), taken from ``before_request`` like any
+        other. A malformed answer raises ``DecodeError``.
+        """
+        params = depth_params(symbol, limit)
+        what = f"depth {symbol} limit={limit}"
+        response = self._get(DEPTH_PATH, params, depth_weight(limit), what)
+        return depth_answer(symbol, response.content)
 
     def fetch_trades(self, symbol: str, first_id: int, last_id: int) -> pl.DataFrame:
         """The trades of ``symbol`` with ids in [first_id, last_id], in id order (``TRADES_SCHEMA``).

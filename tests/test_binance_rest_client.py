@@ -19,10 +19,11 @@ from tasks.binance_rest import (
     BinanceUnavailable,
     TradesMissing,
 )
-from tasks.core.binance_rest import rest_trades_frame
+from tasks.core.binance_rest import depth_weight, rest_trades_frame
+from tasks.errors import DecodeError
 from tests.builders import Trade, capture_trades
 from tests.conftest import free_port
-from tests.fakes.binance_rest import FakeBinanceRest, quote_qty
+from tests.fakes.binance_rest import FakeBinanceRest, capture_depth, quote_qty
 
 CAPTURE = capture_trades("spot_btcusdt_20240808.gz")
 FIRST = CAPTURE[0].trade_id  # 3735683259
@@ -329,3 +330,97 @@ def test_the_fakes_agg_trades_aggregate_every_trade_once(fake: FakeBinanceRest) 
     ).json()
     assert window == [g for g in aggs if g["T"] <= 1723161256000]
     assert httpx.get(f"{fake.url}/api/v3/ping").json() == {}
+
+
+@pytest.mark.parametrize(
+    ("limit", "weight"),
+    [(1, 5), (100, 5), (101, 25), (500, 25), (501, 50), (1000, 50), (1001, 250), (5000, 250)],
+)
+def test_depth_weighs_what_binance_documents_for_its_limit(limit: int, weight: int) -> None:
+    assert depth_weight(limit) == weight
+
+
+@pytest.mark.parametrize("limit", [0, 5001])
+def test_a_depth_limit_outside_1_to_5000_is_refused(limit: int) -> None:
+    with pytest.raises(ValueError, match=r"within 1\.\.5000"):
+        depth_weight(limit)
+
+
+def test_a_depth_snapshot_is_the_captures_rest_snapshot_with_prices_as_strings(
+    fake: FakeBinanceRest, clock: Clock
+) -> None:
+    weights: list[int] = []
+    with client(fake, clock, before_request=weights.append) as binance:
+        book = binance.depth_snapshot("BTCUSDT")
+        top = binance.depth_snapshot("BTCUSDT", limit=5)
+
+    assert book["lastUpdateId"] == 50093239218
+    assert len(book["bids"]) == len(book["asks"]) == 1000
+    assert book["bids"][0] == ["61837.63000000", "3.78826000"]
+    assert book["asks"][0] == ["61837.64000000", "1.54698000"]
+    assert top == {"lastUpdateId": 50093239218, "bids": book["bids"][:5], "asks": book["asks"][:5]}
+    assert weights == [50, 5]
+    assert fake.used_weight == 55
+    assert [r.params for r in fake.requests] == [
+        {"symbol": "BTCUSDT", "limit": "1000"},
+        {"symbol": "BTCUSDT", "limit": "5"},
+    ]
+
+
+def test_depth_serves_any_captured_symbol_and_scripted_books(
+    fake: FakeBinanceRest, clock: Clock
+) -> None:
+    fake.set_depth("BNBUSDT", 7, [("580.10000000", "1.00000000")], [("580.20000000", "2.5")])
+    with client(fake, clock) as binance:
+        eth = binance.depth_snapshot("ETHUSDT", 100)
+        bnb = binance.depth_snapshot("BNBUSDT", 5000)
+    expected = capture_depth("ETHUSDT")
+    assert expected is not None
+    assert eth["lastUpdateId"] == expected.last_update_id == 35346513512
+    assert eth["bids"] == [list(level) for level in expected.bids[:100]]
+    assert bnb == {
+        "lastUpdateId": 7,
+        "bids": [["580.10000000", "1.00000000"]],
+        "asks": [["580.20000000", "2.5"]],
+    }
+    assert fake.used_weight == 5 + 250
+
+
+def test_depth_of_an_unknown_symbol_raises_with_binances_code(
+    fake: FakeBinanceRest, clock: Clock
+) -> None:
+    with client(fake, clock) as binance, pytest.raises(BinanceRejected) as raised:
+        binance.depth_snapshot("DOGEUSDT")
+    assert "Binance answered 400 for depth DOGEUSDT limit=1000" in str(raised.value)
+    assert raised.value.code == -1121
+
+
+def test_depth_is_retried_after_a_429_like_any_request(fake: FakeBinanceRest, clock: Clock) -> None:
+    fake.fail_next(429, retry_after=2)
+    fake.fail_next(503)
+    weights: list[int] = []
+    with client(fake, clock, before_request=weights.append) as binance:
+        book = binance.depth_snapshot("BTCUSDT", 500)
+    assert len(book["asks"]) == 500
+    assert weights == [25, 25, 25]
+    assert clock.waits[0] == 2.0 and len(clock.waits) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"<html>", "answer is not JSON"),
+        (b"[]", "answer must be a JSON object"),
+        (b'{"bids":[],"asks":[]}', "field 'lastUpdateId' must be an integer"),
+        (b'{"lastUpdateId":1,"bids":{},"asks":[]}', "field 'bids' must be an array"),
+        (b'{"lastUpdateId":1,"bids":[],"asks":[[1.5,"2"]]}', "asks[0] must be a [price, qty] pair"),
+    ],
+)
+def test_a_malformed_depth_answer_raises_decode_error(
+    fake: FakeBinanceRest, clock: Clock, body: bytes, problem: str
+) -> None:
+    fake.fail_next(200, body=body)
+    with client(fake, clock) as binance, pytest.raises(DecodeError) as raised:
+        binance.depth_snapshot("BTCUSDT")
+    assert str(raised.value).startswith("depth BTCUSDT: ")
+    assert problem in str(raised.value)

@@ -18,6 +18,15 @@ in January 2026; source repository binance/binance-spot-api-docs, ``rest-api.md`
 (no API key needed any more); ``aggTrades`` weight 4, same limits; ``ping`` weight 1. The "LIMITS"
 section of the same docs: every answer carries ``X-MBX-USED-WEIGHT-1M``, 429 means back off for
 ``Retry-After`` seconds, 418 means the IP is banned (2 minutes to 3 days).
+
+``GET /api/v3/depth?symbol=BTCUSDT&limit=1000`` ("Order book", same page) answers a snapshot of the book,
+prices and quantities as strings, best first::
+
+    {"lastUpdateId":50093239218,"bids":[["61837.63000000","3.78826000"],...],
+     "asks":[["61837.64000000","1.54698000"],...]}
+
+Its weight depends on ``limit`` (default 100, max 5000; more gives 5000 entries): 1-100 weigh 5,
+101-500 25, 501-1000 50, 1001-5000 250 (``DEPTH_WEIGHTS``; security type NONE, data source Memory).
 """
 
 from __future__ import annotations
@@ -42,6 +51,11 @@ AGG_TRADES_PATH = "/api/v3/aggTrades"
 AGG_TRADES_WEIGHT = 4
 TRADES_DEFAULT_LIMIT = 500  # what Binance sends when ``limit`` is omitted (trades and aggTrades)
 TRADES_MAX_LIMIT = 1000
+DEPTH_PATH = "/api/v3/depth"
+DEPTH_DEFAULT_LIMIT = 100
+DEPTH_MAX_LIMIT = 5000
+# (highest limit, weight) per band of the "Order book" weight table, in increasing limit order.
+DEPTH_WEIGHTS: tuple[tuple[int, int], ...] = ((100, 5), (500, 25), (1000, 50), (5000, 250))
 REQUEST_WEIGHT_PER_MINUTE = 6000  # the spot REQUEST_WEIGHT limit per IP (exchangeInfo rateLimits)
 USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 
@@ -69,6 +83,60 @@ def historical_trades_params(symbol: str, from_id: int, limit: int) -> dict[str,
     if not 1 <= limit <= TRADES_MAX_LIMIT:
         raise ValueError(f"limit must be within 1..{TRADES_MAX_LIMIT}, got {limit}")
     return {"symbol": symbol, "fromId": str(from_id), "limit": str(limit)}
+
+
+def depth_weight(limit: int) -> int:
+    """The request weight of ``GET /api/v3/depth`` with ``limit`` (see ``DEPTH_WEIGHTS``)."""
+    if not 1 <= limit <= DEPTH_MAX_LIMIT:
+        raise ValueError(f"depth limit must be within 1..{DEPTH_MAX_LIMIT}, got {limit}")
+    return next(weight for highest, weight in DEPTH_WEIGHTS if limit <= highest)
+
+
+def depth_params(symbol: str, limit: int) -> dict[str, str]:
+    """Query parameters of ``GET /api/v3/depth``: the best ``limit`` levels of each side."""
+    if not symbol.isalnum():
+        raise ValueError(f"symbol must be a Binance symbol like BTCUSDT, got {symbol!r}")
+    depth_weight(limit)  # checks the range
+    return {"symbol": symbol, "limit": str(limit)}
+
+
+def depth_answer(symbol: str, body: bytes) -> dict[str, Any]:
+    """The JSON object of a depth answer, checked for its shape only; prices stay strings.
+
+    ``lastUpdateId`` must be an integer and ``bids``/``asks`` arrays of ``[price, qty]`` string
+    pairs; anything else raises ``DecodeError`` naming the symbol and the field. The values are not
+    parsed here: the order-book code turns them into exact decimals.
+    """
+    try:
+        answer = json.loads(body, parse_float=Decimal)
+    except ValueError as exc:
+        raise DecodeError(f"depth {symbol}: answer is not JSON: {exc}") from exc
+    if not isinstance(answer, dict):
+        raise DecodeError(
+            f"depth {symbol}: answer must be a JSON object, got {_show(answer)[:300]}"
+        )
+    update_id = answer.get("lastUpdateId")
+    if not isinstance(update_id, int) or isinstance(update_id, bool) or update_id < 0:
+        raise DecodeError(
+            f"depth {symbol}: field 'lastUpdateId' must be an integer >= 0, got {_show(update_id)}"
+        )
+    for side in ("bids", "asks"):
+        levels = answer.get(side)
+        if not isinstance(levels, list):
+            raise DecodeError(
+                f"depth {symbol}: field '{side}' must be an array, got {_show(levels)}"
+            )
+        for i, level in enumerate(levels):
+            if not (
+                isinstance(level, list)
+                and len(level) == 2
+                and all(isinstance(v, str) for v in level)
+            ):
+                raise DecodeError(
+                    f"depth {symbol}: {side}[{i}] must be a [price, qty] pair of strings, got "
+                    f"{_show(level)[:100]}"
+                )
+    return answer
 
 
 def _decode_error(symbol: str, trade: dict[str, Any], problem: str) -> DecodeError:

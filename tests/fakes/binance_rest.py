@@ -8,12 +8,16 @@ binance-spot-api-docs/rest-api/market-data-endpoints):
   defaults to 500 (1..1000), no ``fromId`` gives the most recent trades;
 - ``GET /api/v3/aggTrades?symbol=&fromId=&startTime=&endTime=&limit=``: consecutive trades with the
   same price, side and time make one ``{"a","p","q","f","l","T","m","M"}`` record, numbered from 1;
+- ``GET /api/v3/depth?symbol=&limit=``: ``{"lastUpdateId","bids","asks"}``, the best ``limit``
+  (default 100, at most 5000) ``[price, qty]`` string pairs of each side. A symbol's book is what
+  ``set_depth`` scripted, else the real REST depth snapshot recorded in the symbol's capture
+  (``data/binance-ws/spot_<symbol>_20240808.gz``, 1,000 levels a side), else the symbol is unknown;
 - ``GET /api/v3/ping``: ``{}``.
 
 ``quoteQty`` is the exact price * qty without trailing zeros, as Binance prints it (``"48.000012"``).
 An unknown symbol gets HTTP 400 ``{"code":-1121,"msg":"Invalid symbol."}``; a request header
 ``X-MBX-TIME-UNIT: MICROSECOND`` gives times in µs. Every answer carries ``X-MBX-USED-WEIGHT-1M``: the
-request weights (25, 4, 1) summed over the current minute of ``clock``; a request that would pass
+request weights (25, 4, 1, and 5 to 250 for depth by ``limit``) summed over the current minute of ``clock``; a request that would pass
 ``weight_limit`` gets Binance's 429 with ``Retry-After`` up to the next minute.
 
 Faults are opt-in and consumed, one per request, before normal answers: ``fail_next(429,
@@ -27,11 +31,12 @@ late), ``drop_next()`` (close the connection without an answer). ``requests`` lo
 from __future__ import annotations
 
 import bisect
+import gzip
 import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Context, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,7 +46,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import polars as pl
 
-from tests.builders import Trade
+from tasks.core.binance_rest import DEPTH_DEFAULT_LIMIT, DEPTH_MAX_LIMIT, depth_weight
+from tests.builders import DATA, Trade
 
 WEIGHTS = {"/api/v3/historicalTrades": 25, "/api/v3/aggTrades": 4, "/api/v3/ping": 1}
 DEFAULT_LIMIT = 500
@@ -82,6 +88,49 @@ class Scripted:
     retry_after: float | None = None
     delay_s: float = 0.0
     drop: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Depth:
+    """A depth snapshot as Binance prints it: ``[price, qty]`` strings, best level first."""
+
+    last_update_id: int
+    bids: tuple[tuple[str, str], ...]
+    asks: tuple[tuple[str, str], ...]
+
+    def answer(self, limit: int) -> dict[str, object]:
+        return {
+            "lastUpdateId": self.last_update_id,
+            "bids": [list(level) for level in self.bids[:limit]],
+            "asks": [list(level) for level in self.asks[:limit]],
+        }
+
+
+def capture_depth(symbol: str) -> Depth | None:
+    """The REST depth snapshot recorded in ``symbol``'s capture, or None when there is none."""
+    path = DATA / f"spot_{symbol.lower()}_20240808.gz"
+    if not symbol.isalnum() or not path.exists():
+        return None
+    with gzip.open(path, "rt") as fh:
+        for row in fh:
+            _, _, frame = row.partition(" ")
+            if frame.startswith('{"lastUpdateId"'):
+                book = json.loads(frame)
+                return Depth(
+                    book["lastUpdateId"],
+                    tuple((p, q) for p, q in book["bids"]),
+                    tuple((p, q) for p, q in book["asks"]),
+                )
+    return None
+
+
+def request_weight(path: str, params: Mapping[str, str]) -> int:
+    """What Binance counts for a request: fixed per path, by ``limit`` for depth."""
+    if path == "/api/v3/depth":
+        limit = params.get("limit", "")
+        n = int(limit) if limit.isdigit() else DEPTH_DEFAULT_LIMIT
+        return depth_weight(min(max(n, 1), DEPTH_MAX_LIMIT))
+    return WEIGHTS.get(path, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +227,7 @@ class FakeBinanceRest:
         *,
         clock: Callable[[], float] = time.time,
         weight_limit: int = 6000,
+        depths: Mapping[str, Depth] | None = None,
     ) -> None:
         by_symbol: dict[str, dict[int, Trade]] = {}
         for t in _trades_of(trades):
@@ -187,6 +237,7 @@ class FakeBinanceRest:
         }
         self._ids = {s: [t.trade_id for t in ts] for s, ts in self.trades.items()}
         self.aggs = {s: aggregate(ts) for s, ts in self.trades.items()}
+        self._depths: dict[str, Depth | None] = dict(depths or {})
         self.url = ""
         self.requests: list[RecordedRequest] = []
         self.weight_limit = weight_limit
@@ -224,6 +275,24 @@ class FakeBinanceRest:
         ``retry_after`` sets the ``Retry-After`` header (seconds)."""
         with self._lock:
             self._script.extend([Scripted(status, body, retry_after)] * times)
+
+    def set_depth(
+        self,
+        symbol: str,
+        last_update_id: int,
+        bids: Sequence[tuple[str, str]],
+        asks: Sequence[tuple[str, str]],
+    ) -> None:
+        """Serve this book (strings as given, best first) for ``symbol``'s depth from now on."""
+        with self._lock:
+            self._depths[symbol] = Depth(last_update_id, tuple(bids), tuple(asks))
+
+    def depth(self, symbol: str) -> Depth | None:
+        """``symbol``'s book: scripted, else its capture's snapshot (read once), else None."""
+        with self._lock:
+            if symbol not in self._depths:
+                self._depths[symbol] = capture_depth(symbol)
+            return self._depths[symbol]
 
     def stall_next(self, seconds: float, *, times: int = 1) -> None:
         """Answer the next ``times`` requests normally, but only after ``seconds``."""
@@ -288,7 +357,7 @@ class FakeBinanceRest:
         url = urlsplit(handler.path)
         params = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         headers = {k.lower(): v for k, v in handler.headers.items()}
-        weight = WEIGHTS.get(url.path, 1)
+        weight = request_weight(url.path, params)
         with self._lock:
             self.requests.append(RecordedRequest(url.path, params, headers))
             self._roll_minute()
@@ -352,6 +421,8 @@ class FakeBinanceRest:
             return _Answer(200, self.historical_trades(params, micros))
         if path == "/api/v3/aggTrades":
             return _Answer(200, self.agg_trades(params, micros))
+        if path == "/api/v3/depth":
+            return _Answer(200, self.depth_answer(params))
         return _Answer(404, {"code": -1, "msg": f"the fake serves no {path}"})
 
     def _symbol(self, params: dict[str, str]) -> str:
@@ -379,6 +450,16 @@ class FakeBinanceRest:
     def _limit(self, params: dict[str, str]) -> int:
         limit = self._int(params, "limit", 1, MAX_LIMIT)
         return DEFAULT_LIMIT if limit is None else limit
+
+    def depth_answer(self, params: dict[str, str]) -> dict[str, object]:
+        symbol = params.get("symbol", "")
+        if not symbol:
+            self._symbol(params)  # Binance's -1102
+        book = self.depth(symbol)
+        if book is None:
+            raise _Refused(-1121, "Invalid symbol.")
+        limit = self._int(params, "limit", 1)
+        return book.answer(min(DEPTH_DEFAULT_LIMIT if limit is None else limit, DEPTH_MAX_LIMIT))
 
     def historical_trades(self, params: dict[str, str], micros: bool = False) -> list[object]:
         symbol = self._symbol(params)
