@@ -17,8 +17,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=(
             "Replay synthetic Binance trades through the producer, SQS, the ingest flow, S3 and "
             "DynamoDB on a moto server and a Prefect server of its own; print throughput (and a "
-            "one-trade-per-message baseline), latency p50/p99 and the ingest process's peak RSS "
-            "against their targets. Results and logs go to benchmarks/results/."
+            "one-trade-per-message baseline), latency p50/p99, the ingest process's peak RSS and "
+            "the time to rebuild one day of candles from the lake (backfill), against their "
+            "targets. --phases picks phases. Results and logs go to benchmarks/results/."
         ),
     )
     add_arguments(parser)
