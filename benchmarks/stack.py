@@ -66,7 +66,7 @@ def moto_server(workdir: Path) -> Iterator[Service]:
     """A moto server subprocess, stopped on exit."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    command = [sys.executable, "-m", "infra.emulator", "--host", "127.0.0.1", "--port", str(port)]
     with _service("moto", command, clean_env(), workdir) as proc:
         _wait_until(
             lambda: _get(f"{url}/moto-api/data.json") is not None,

@@ -21,11 +21,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_emulator(args: argparse.Namespace, settings: Settings) -> int:
-    from moto.server import ThreadedMotoServer
+    from infra.emulator import emulator
 
     host = args.host or settings.emulator_host
     port = args.port or settings.emulator_port
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server = emulator(host, port)
     server.start()
     print(f"AWS emulator (moto) listening at http://{host}:{port}", flush=True)
     print(

@@ -36,12 +36,12 @@ class AwsEnv:
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
+    from infra.emulator import emulator
 
     # Otherwise the emulator logs one line per request.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = emulator("127.0.0.1", port)  # moto, with DynamoDB's conditional writes atomic
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
     saved = {k: os.environ.get(k) for k in _AWS_ENV}

@@ -3,6 +3,9 @@
 Every write is conditional on the item's ``version`` (optimistic locking), so two workers upserting
 the same minute cannot lose each other's trades: the loser gets ``ConflictError``, re-reads and merges.
 
+A market's items may also carry spread columns, written apart from the kline (UpdateItem of their
+own attributes) and kept by it; an item with spread columns only is not a kline and is skipped here.
+
 The same table holds the dirty markers of rolled-up candles (``tasks.core.rollup``): partition
 ``_dirty_1h`` / ``_dirty_1d``, sort key ``<parent open time>#<SYMBOL>``, a fresh ``token`` per mark.
 A marker is deleted only if its token is still the one the rollup read before recomputing.
@@ -109,6 +112,8 @@ def get_candles(
             with translate("dynamodb", "BatchGetItem", f"table {table!r}"):
                 response = client.batch_get_item(RequestItems=request)
             for item in response.get("Responses", {}).get(table, []):
+                if "version" not in item:
+                    continue  # spread columns only so far: no kline stored yet
                 candle = from_item(item)
                 found[(candle.symbol, candle.interval, candle.open_time)] = candle
             request = response.get("UnprocessedKeys") or None
@@ -116,16 +121,33 @@ def get_candles(
 
 
 def put_candle(client: DynamoDBClient, table: str, candle: Candle) -> Candle:
-    """Write ``candle`` if the stored item still has ``candle.version``; returns it with its new version."""
+    """Write ``candle`` if the stored item still has ``candle.version``; returns it with its new version.
+
+    An UpdateItem of the kline's own attributes: whatever else the item holds (spread columns written
+    apart from the kline) stays as it is.
+    """
     new_version = candle.version + 1
+    item = to_item(candle, new_version)
+    fields = [k for k in item if k not in ("marketid", "timestamp")]
+    names = {f"#a{i}": name for i, name in enumerate(fields)}
+    values: dict[str, Any] = {f":a{i}": item[name] for i, name in enumerate(fields)}
+    values[":v"] = {"N": str(candle.version)}
+    update = "SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(fields)))
+    absent = [n for n in ("first_trade_id", "last_trade_id") if n not in item]
+    if absent:
+        names.update({f"#r{i}": n for i, n in enumerate(absent)})
+        update += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(absent)))
+    names["#ver"] = "version"
     try:
-        with translate("dynamodb", "PutItem", f"table {table!r}"):
-            client.put_item(
+        with translate("dynamodb", "UpdateItem", f"table {table!r}"):
+            client.update_item(
                 TableName=table,
-                Item=to_item(candle, new_version),
-                # Optimistic lock: fails if another writer changed the item since we read it.
-                ConditionExpression="attribute_not_exists(marketid) OR version = :v",
-                ExpressionAttributeValues={":v": {"N": str(candle.version)}},
+                Key=key_of(candle.symbol, candle.interval, candle.open_time),
+                UpdateExpression=update,
+                # Optimistic lock: fails if another writer changed the kline since we read it.
+                ConditionExpression="attribute_not_exists(#ver) OR #ver = :v",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
             )
     except Exception as exc:
         cause = exc.__cause__
@@ -179,6 +201,8 @@ def query_candles(
         with translate("dynamodb", "Query", f"table {table!r}"):
             response = client.query(**kwargs)
         for item in response.get("Items", []):
+            if "version" not in item:
+                continue  # spread columns only so far: no kline stored yet
             yield from_item(item)
             returned += 1
         if "LastEvaluatedKey" not in response or (limit is not None and returned >= limit):

@@ -79,3 +79,28 @@ def test_concurrent_workers_upserting_the_same_minute_lose_no_trade(aws: AwsEnv)
         ref.trade_count,
     )
     assert stored.trade_ids == ((0, 199),)
+
+
+def test_kline_writes_keep_the_other_columns_of_the_item_and_skip_items_without_a_kline(
+    aws: AwsEnv,
+) -> None:
+    client, table = aws.clients.dynamodb, aws.spec.table.name
+    later = BASE_TIME + 60_000
+    for t in (BASE_TIME, later):  # columns written apart from the kline (spreads, issue 5)
+        client.update_item(
+            TableName=table,
+            Key=dynamodb.key_of("BTCUSDT", Interval.M1, t),
+            UpdateExpression="SET spread_sample_count = :n",
+            ExpressionAttributeValues={":n": {"N": "12"}},
+        )
+    [candle] = aggregate(trades_frame([Trade(trade_id=1)]))
+    written = dynamodb.put_candle(client, table, candle)
+    grown = aggregate(trades_frame([Trade(trade_id=1), Trade(trade_id=2, price="101.0")]))[0]
+    dynamodb.put_candle(client, table, grown.with_version(written.version))
+    item = client.get_item(TableName=table, Key=dynamodb.key_of("BTCUSDT", Interval.M1, BASE_TIME))
+    assert item["Item"]["spread_sample_count"] == {"N": "12"}
+    assert item["Item"]["trade_count"] == {"N": "2"}
+    # The minute with spread columns only is no kline: neither queries nor reads return it.
+    got = list(dynamodb.query_candles(client, table, "BTCUSDT", Interval.M1))
+    assert [c.open_time for c in got] == [BASE_TIME]
+    assert dynamodb.get_candles(client, table, [("BTCUSDT", Interval.M1, later)]) == {}
