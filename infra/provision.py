@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from infra.spec import ResourceSpec
+from infra.spec import QueueSpec, ResourceSpec
 from tasks.aws import glue, sns
 from tasks.aws._errors import error_code, translate
 from tasks.aws.clients import AwsClients
@@ -26,31 +26,12 @@ class Provisioned:
     topic_arn: str
     glue_database: str
     alerts_inbox_url: str
+    samples_queue_url: str
 
 
 def provision(clients: AwsClients, spec: ResourceSpec) -> Provisioned:
-    dlq_url = _queue(
-        clients,
-        spec.queue.dlq_name,
-        {"MessageRetentionPeriod": str(spec.queue.dlq_retention_s)},
-    )
-    dlq_arn = clients.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    queue_url = _queue(
-        clients,
-        spec.queue.name,
-        {
-            "VisibilityTimeout": str(spec.queue.visibility_timeout_s),
-            "MessageRetentionPeriod": str(spec.queue.retention_s),
-            "RedrivePolicy": json.dumps(
-                {
-                    "deadLetterTargetArn": dlq_arn,
-                    "maxReceiveCount": str(spec.queue.max_receive_count),
-                }
-            ),
-        },
-    )
+    queue_url, dlq_url = _queue_with_dlq(clients, spec.queue)
+    samples_url, _ = _queue_with_dlq(clients, spec.samples_queue)
     _bucket(clients, spec.bucket.name)
     _table(clients, spec)
     topic_arn, inbox_url = _alerts(clients, spec)
@@ -67,7 +48,30 @@ def provision(clients: AwsClients, spec: ResourceSpec) -> Provisioned:
         topic_arn,
         spec.glue_database,
         inbox_url,
+        samples_url,
     )
+
+
+def _queue_with_dlq(clients: AwsClients, queue: QueueSpec) -> tuple[str, str]:
+    """A queue and its dead-letter queue, with redrive after ``max_receive_count`` receives."""
+    dlq_url = _queue(
+        clients, queue.dlq_name, {"MessageRetentionPeriod": str(queue.dlq_retention_s)}
+    )
+    dlq_arn = clients.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    queue_url = _queue(
+        clients,
+        queue.name,
+        {
+            "VisibilityTimeout": str(queue.visibility_timeout_s),
+            "MessageRetentionPeriod": str(queue.retention_s),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(queue.max_receive_count)}
+            ),
+        },
+    )
+    return queue_url, dlq_url
 
 
 def _alerts(clients: AwsClients, spec: ResourceSpec) -> tuple[str, str]:

@@ -28,6 +28,7 @@ class BucketSpec:
     trades_prefix: str = "trades"
     quarantine_prefix: str = "quarantine/trades"
     candles_prefix: str = "candles"
+    spreads_prefix: str = "spreads"
     athena_results_prefix: str = "athena-results"
 
 
@@ -64,6 +65,7 @@ class ResourceSpec:
     bucket: BucketSpec
     table: TableSpec
     alerts: AlertsSpec
+    samples_queue: QueueSpec
     glue_database: str
     catalog: CatalogSpec
 
@@ -84,6 +86,12 @@ def resource_spec(settings: Settings) -> ResourceSpec:
             inbox_queue=f"{p}-alerts-inbox",
             emails=tuple(settings.alert_emails),
             sms_numbers=tuple(settings.alert_sms_numbers),
+        ),
+        samples_queue=QueueSpec(
+            name=f"{p}-spread-samples",
+            dlq_name=f"{p}-spread-samples-dlq",
+            max_receive_count=settings.max_receive_count,
+            visibility_timeout_s=settings.visibility_timeout_s,
         ),
         glue_database=p.replace("-", "_"),
         catalog=CatalogSpec(
