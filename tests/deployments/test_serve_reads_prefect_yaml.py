@@ -17,6 +17,7 @@ def test_every_prefect_yaml_entry_points_at_a_real_flow() -> None:
         "detect-gaps",
         "backfill",
         "detect-anomalies",
+        "ingest-spreads",
     ]
     for entry in entries:
         assert entry.name.startswith(load_flow(entry.entrypoint).name)
