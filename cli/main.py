@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         produce,
         query,
         rollup,
+        sample,
         stack,
     )
 
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     aws.register(sub)
     produce.register(sub)
+    sample.register(sub)
     ingest.register(sub)
     candles.register(sub)
     rollup.register(sub)

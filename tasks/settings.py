@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -240,6 +241,42 @@ class Settings(BaseSettings):
         description="Longest wait between reconnection attempts, seconds.",
     )
 
+    # --- spreads ---
+    spread_binance_symbols: Annotated[
+        list[Annotated[str, Field(pattern=r"^[A-Z0-9]{2,20}$")]], NoDecode
+    ] = Field(
+        default_factory=lambda: ["BTCUSDT", "ETHUSDT"],
+        description="Binance symbols the spread sampler keeps depth books of (comma-separated).",
+    )
+    spread_btcm_markets: Annotated[
+        list[Annotated[str, Field(pattern=r"^[A-Z0-9]{1,20}-[A-Z0-9]{1,20}$")]], NoDecode
+    ] = Field(
+        default_factory=lambda: ["BTC-AUD", "ETH-AUD", "XRP-AUD", "SOL-AUD", "LTC-AUD", "USDT-AUD"],
+        description="BTCMarkets market ids the spread sampler polls (comma-separated, e.g. BTC-AUD).",
+    )
+    spread_sample_interval_s: float = Field(
+        5.0,
+        ge=0.5,
+        le=60,
+        description="The spread sampler takes one sample per market this often, seconds.",
+    )
+    spread_notional: Decimal = Field(
+        Decimal(10_000),
+        gt=0,
+        description="Notional a spread sample buys and sells, in the market's quote currency.",
+    )
+    spread_notionals: dict[str, Annotated[Decimal, Field(gt=0)]] = Field(
+        default_factory=dict,
+        description=(
+            "Per-market notional overrides as JSON, e.g. "
+            '{"BTCUSDT": "100000", "XRP-AUD": "5000"}; other markets use spread_notional.'
+        ),
+    )
+    btcmarkets_rest_url: str = Field(
+        "https://api.btcmarkets.net",
+        description="Base URL of BTCMarkets' v3 REST API (the spread sampler reads order books).",
+    )
+
     # --- embedded stack ---
     emulator_host: str = Field("127.0.0.1", description="Address the embedded moto server binds.")
     emulator_port: int = Field(
@@ -271,7 +308,13 @@ class Settings(BaseSettings):
             return [str(s).strip().upper() for s in value]
         return value
 
-    @field_validator("alert_emails", "alert_sms_numbers", mode="before")
+    @field_validator(
+        "alert_emails",
+        "alert_sms_numbers",
+        "spread_binance_symbols",
+        "spread_btcm_markets",
+        mode="before",
+    )
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):

@@ -13,8 +13,9 @@ line each, encoded like trade bodies (``tasks.core.contract``: plain NDJSON, or 
 
 - ``venue``: ``"binance"`` (``market`` a symbol like ``BTCUSDT``) or ``"btcmarkets"`` (``BTC-AUD``);
 - ``ts_ms``: when the venue saw the book, ms since the epoch: for Binance the event time ``E`` of the
-  last depth update applied to the book; for BTCMarkets the ``snapshotId`` (µs) in ms, or the time
-  the answer was received when the snapshotId does not read as a time (see ``producer.books``);
+  depth update that brought the book to its update id (the last one applied); for BTCMarkets the
+  ``snapshotId`` (µs) in ms, or the time the answer was received when the snapshotId does not read
+  as a time within a day of it (see ``producer.books``);
 - ``source_id``: the book's Binance update id (the ``u`` of that last update), or the BTCMarkets
   ``snapshotId``. A book unchanged between two ticks gives two samples with the same ``source_id``.
 
