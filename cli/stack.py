@@ -38,6 +38,7 @@ EXPORTED = (
 )
 STOP_ORDER = (
     "producer",
+    "sampler",
     "deployments",
     "prefect",
     "aws",
@@ -216,11 +217,21 @@ def run_up(args: argparse.Namespace, settings: Settings) -> int:
             print(
                 f"Producer:      live from {settings.binance_ws_url} ({','.join(settings.symbols)})"
             )
+            if stack.running("sampler") is None:
+                stack.start("sampler", [*cli, "sample"], env)
+                markets = [*settings.spread_binance_symbols, *settings.spread_btcm_markets]
+                print(
+                    f"Spreads:       sampling {','.join(markets)} every {settings.spread_sample_interval_s:g} s"
+                )
         else:
             if not args.replay:
                 print(
                     f"Producer:      Binance is not reachable at {settings.binance_ws_url}; "
                     f"replaying the shipped real captures at {settings.replay_speed:g}x instead"
+                )
+                print(
+                    "Spreads:       no sampler offline (it needs live Binance depth and BTCMarkets "
+                    "books; tests replay both over loopback)"
                 )
             files = [str(p.relative_to(ROOT)) for p in CAPTURES]
             speed = ["--speed", f"{settings.replay_speed:g}"]
