@@ -25,6 +25,12 @@ def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", "Unknown"))
 
 
+def condition_failed(exc: BaseException) -> bool:
+    """Whether ``exc`` (as raised through ``translate``) is a failed DynamoDB write condition."""
+    cause = exc.__cause__
+    return isinstance(cause, ClientError) and error_code(cause) == "ConditionalCheckFailedException"
+
+
 @contextmanager
 def translate(service: str, operation: str, resource: str) -> Iterator[None]:
     """Re-raise ``ClientError`` as ``AwsError``; a missing resource says how to create it."""

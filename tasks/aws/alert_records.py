@@ -13,9 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from tasks.aws._errors import error_code, translate
+from tasks.aws._errors import condition_failed, translate
 from tasks.core.alert_message import AlertMessage
 from tasks.core.alert_state import AlertState
 from tasks.core.anomaly import RuleName
@@ -32,11 +30,6 @@ LOG_MARKET = "_alerts"
 class LoggedAlert:
     message: AlertMessage
     published_ms: int | None
-
-
-def _conditional_failed(exc: Exception) -> bool:
-    cause = exc.__cause__
-    return isinstance(cause, ClientError) and error_code(cause) == "ConditionalCheckFailedException"
 
 
 def _opt(item: dict[str, Any], name: str) -> int | None:
@@ -83,7 +76,7 @@ def save_state(
                 ExpressionAttributeValues={":m": {"N": str(new.last_evaluated_minute)}},
             )
     except Exception as exc:
-        if _conditional_failed(exc):
+        if condition_failed(exc):
             return False
         raise
     return True
@@ -115,7 +108,7 @@ def claim(client: DynamoDBClient, table: str, message: AlertMessage) -> bool:
                 ConditionExpression="attribute_not_exists(marketid) OR attribute_not_exists(published_ms)",
             )
     except Exception as exc:
-        if _conditional_failed(exc):
+        if condition_failed(exc):
             return False
         raise
     return True

@@ -18,9 +18,7 @@ from collections.abc import Iterable, Iterator
 from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from tasks.aws._errors import error_code, translate
+from tasks.aws._errors import condition_failed, translate
 from tasks.core.candles import id_ranges_text, parse_id_ranges
 from tasks.core.keys import dirty_market_id, dirty_sort_key, iso_time, market_id
 from tasks.core.models import Candle, Interval
@@ -150,11 +148,7 @@ def put_candle(client: DynamoDBClient, table: str, candle: Candle) -> Candle:
                 ExpressionAttributeValues=values,
             )
     except Exception as exc:
-        cause = exc.__cause__
-        if (
-            isinstance(cause, ClientError)
-            and error_code(cause) == "ConditionalCheckFailedException"
-        ):
+        if condition_failed(exc):
             raise ConflictError(
                 f"{market_id(candle.symbol, candle.interval)} {iso_time(candle.open_time)} changed"
             ) from exc
@@ -299,11 +293,7 @@ def clear_dirty(client: DynamoDBClient, table: str, marker: DirtyMarker) -> bool
                 ExpressionAttributeValues={":t": {"S": marker.token}},
             )
     except Exception as exc:
-        cause = exc.__cause__
-        if (
-            isinstance(cause, ClientError)
-            and error_code(cause) == "ConditionalCheckFailedException"
-        ):
+        if condition_failed(exc):
             return False
         raise
     return True

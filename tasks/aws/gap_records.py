@@ -9,19 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from tasks.aws._errors import error_code, translate
+from tasks.aws._errors import condition_failed, translate
 from tasks.core.gaps import Gap, GapRecord, Watermark
 from tasks.core.keys import GAPS_MARKET, WATERMARK_MARKET, gap_sort_key
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-
-
-def _conditional_failed(exc: Exception) -> bool:
-    cause = exc.__cause__
-    return isinstance(cause, ClientError) and error_code(cause) == "ConditionalCheckFailedException"
 
 
 def watermark(client: DynamoDBClient, table: str, symbol: str) -> Watermark | None:
@@ -53,7 +46,7 @@ def advance_watermark(client: DynamoDBClient, table: str, mark: Watermark) -> bo
                 ExpressionAttributeValues={":id": {"N": str(mark.last_id)}},
             )
     except Exception as exc:
-        if _conditional_failed(exc):
+        if condition_failed(exc):
             return False
         raise
     return True
@@ -102,7 +95,7 @@ def record_new(client: DynamoDBClient, table: str, gaps: list[Gap], detected_ms:
                 )
             stored += 1
         except Exception as exc:
-            if not _conditional_failed(exc):
+            if not condition_failed(exc):
                 raise
     return stored
 

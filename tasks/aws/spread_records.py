@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from tasks.aws._errors import error_code, translate
+from tasks.aws._errors import condition_failed, translate
 from tasks.aws.dynamodb import key_of
 from tasks.core.keys import iso_time, market_id
 from tasks.core.models import Interval
@@ -119,11 +117,7 @@ def write(
                 ExpressionAttributeValues=values,
             )
     except Exception as exc:
-        cause = exc.__cause__
-        if (
-            isinstance(cause, ClientError)
-            and error_code(cause) == "ConditionalCheckFailedException"
-        ):
+        if condition_failed(exc):
             raise ConflictError(
                 f"spreads of {market_id(candle.market, candle.interval)} "
                 f"{iso_time(candle.open_time)} changed"
