@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from producer.spreads import run
 from producer.stream import StreamConnectError
@@ -40,6 +41,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="N",
         help="stop after N seconds (default: run until interrupted)",
     )
+    parser.add_argument(
+        "--replay",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="sample Binance books replayed from capture files (data/binance-ws) instead of live; "
+        "BTCMarkets is not polled then",
+    )
+    parser.add_argument(
+        "--speed",
+        type=_speed,
+        default=None,
+        help="replay pace, x real time, or 'max' (default: max)",
+    )
     parser.set_defaults(func=run_cli)
 
 
@@ -53,7 +68,9 @@ def run_cli(args: argparse.Namespace, settings: Settings) -> int:
         log.error("cannot find the spread samples queue %s: %s", name, exc)
         return EXIT_FAILED
     try:
-        stats = run(settings, clients, url, seconds=args.seconds)
+        stats = run(
+            settings, clients, url, seconds=args.seconds, replay=args.replay, speed=args.speed
+        )
     except StreamConnectError as exc:
         log.error("%s", exc)
         return EXIT_FAILED
@@ -66,6 +83,18 @@ def run_cli(args: argparse.Namespace, settings: Settings) -> int:
         f"{stats.resyncs} resyncs, dropped {stats.dropped}"
     )
     return 0
+
+
+def _speed(text: str) -> float | None:
+    if text == "max":
+        return None
+    try:
+        speed = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'max', got {text!r}") from None
+    if not speed > 0:
+        raise argparse.ArgumentTypeError(f"speed must be positive, got {text!r}")
+    return speed
 
 
 def _seconds(text: str) -> float:

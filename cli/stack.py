@@ -229,13 +229,15 @@ def run_up(args: argparse.Namespace, settings: Settings) -> int:
                     f"Producer:      Binance is not reachable at {settings.binance_ws_url}; "
                     f"replaying the shipped real captures at {settings.replay_speed:g}x instead"
                 )
-                print(
-                    "Spreads:       no sampler offline (it needs live Binance depth and BTCMarkets "
-                    "books; tests replay both over loopback)"
-                )
             files = [str(p.relative_to(ROOT)) for p in CAPTURES]
             speed = ["--speed", f"{settings.replay_speed:g}"]
             stack.start("producer", [*cli, "produce", "--source", "replay", *speed, *files], env)
+            if stack.running("sampler") is None:
+                stack.start("sampler", [*cli, "sample", "--replay", *files, *speed], env)
+                print(
+                    "Spreads:       sampling the replayed Binance books every "
+                    f"{settings.spread_sample_interval_s:g} s (BTCMarkets needs the network)"
+                )
 
     env_file = stack.root / "env"
     env_file.write_text(

@@ -28,10 +28,10 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -111,6 +111,20 @@ class _Symbol:
     fetch: asyncio.Task[None] | None = None
 
 
+class SnapshotSource(Protocol):
+    """Where depth snapshots come from: ``BinanceRest``, or the captures when replaying."""
+
+    def depth_snapshot(self, symbol: str, limit: int = ...) -> dict[str, Any]: ...
+
+
+class FrameSource(Protocol):
+    """Where depth frames come from: ``DepthStream``, or the captures when replaying."""
+
+    def frames(self) -> AsyncGenerator[str, None]: ...
+
+    def stop(self) -> None: ...
+
+
 class BinanceBooks:
     """Live local books of Binance symbols; ``run()`` until ``stop()``, ``views()`` at any time."""
 
@@ -118,13 +132,14 @@ class BinanceBooks:
         self,
         settings: Settings,
         symbols: Sequence[str],
-        rest: BinanceRest,
+        rest: SnapshotSource | BinanceRest,
         *,
+        stream: FrameSource | None = None,
         clock: Clock = time.monotonic,
         rng: random.Random | None = None,
         retry: Backoff = SNAPSHOT_RETRY,
     ) -> None:
-        self.stream = DepthStream(settings, symbols, clock=clock, rng=rng)
+        self.stream: FrameSource = stream or DepthStream(settings, symbols, clock=clock, rng=rng)
         self._symbols = {s: _Symbol(BinanceBookSync(s)) for s in symbols}
         self._rest = rest
         self._clock = clock

@@ -25,10 +25,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from producer.batching import Body, IdRange
 from producer.books import BinanceBooks, BookView, BtcmBooks
+from producer.replay_books import CaptureSnapshots, DepthReplay
 from producer.sinks import SqsSink
 from producer.stream import Clock
 from tasks.binance_rest import BinanceRest
@@ -288,9 +290,19 @@ class SpreadSampler:
 
 
 def run(
-    settings: Settings, clients: AwsClients, queue_url: str, *, seconds: float | None = None
+    settings: Settings,
+    clients: AwsClients,
+    queue_url: str,
+    *,
+    seconds: float | None = None,
+    replay: Sequence[Path] | None = None,
+    speed: float | None = None,
 ) -> SamplerStats:
-    """Sample the configured markets into the SQS queue until SIGINT/SIGTERM or ``seconds``."""
+    """Sample the configured markets into the SQS queue until SIGINT/SIGTERM or ``seconds``.
+
+    With ``replay`` (capture files), the Binance books come from the captures' depth frames and
+    recorded snapshot, paced at ``speed`` (None: as fast as read), and BTCMarkets is not polled.
+    """
     market_notionals(settings)  # a ConfigError before anything is opened
     interrupt = threading.Event()
 
@@ -310,11 +322,26 @@ def run(
         sampler = SpreadSampler(
             settings,
             SqsSink(clients.sqs, queue_url, queue_max=settings.send_queue_max),
-            binance=BinanceBooks(settings, symbols, binance_rest) if symbols else None,
-            btcm=BtcmBooks(markets, btcm_rest) if markets else None,
+            binance=_binance_books(settings, symbols, binance_rest, replay, speed),
+            btcm=BtcmBooks(markets, btcm_rest) if markets and replay is None else None,
             interrupt=interrupt,
         )
         return await sampler.run(seconds)
 
     with binance_rest, btcm_rest:
         return asyncio.run(main())
+
+
+def _binance_books(
+    settings: Settings,
+    symbols: Sequence[str],
+    rest: BinanceRest,
+    replay: Sequence[Path] | None,
+    speed: float | None,
+) -> BinanceBooks | None:
+    if not symbols:
+        return None
+    if replay is None:
+        return BinanceBooks(settings, symbols, rest)
+    snapshots = CaptureSnapshots(replay)
+    return BinanceBooks(settings, symbols, snapshots, stream=DepthReplay(replay, speed, symbols))

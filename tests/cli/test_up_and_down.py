@@ -53,7 +53,8 @@ def test_up_runs_the_pipeline_offline_and_down_stops_only_its_processes(tmp_path
         pids = {
             p.stem: int(p.read_text().split()[0]) for p in (tmp_path / "state/pids").glob("*.pid")
         }
-        assert set(pids) == {"aws", "prefect", "deployments", "producer"}
+        assert "Spreads:       sampling the replayed Binance books" in up.stdout
+        assert set(pids) == {"aws", "prefect", "deployments", "producer", "sampler"}
 
         stack_env = dict(env)
         for line in (tmp_path / "state/env").read_text().splitlines():

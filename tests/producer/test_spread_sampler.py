@@ -465,3 +465,20 @@ def test_a_btcmarkets_book_is_timed_by_its_snapshot_id_unless_that_is_no_time() 
 def test_the_sampler_does_not_import_prefect() -> None:
     code = "import sys, producer.spreads, cli.sample; sys.exit('prefect' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_offline_the_sampler_replays_the_captured_books_exactly(aws: AwsEnv) -> None:
+    """`candleflow up` without Binance: depth frames and the snapshot come from the captures."""
+    url = samples_queue(aws)
+    settings = quick(aws.settings).model_copy(update={"spread_btcm_markets": ["BTC-AUD"]})
+    stats = run(settings, aws.clients, url, seconds=4.0, replay=[BTC_0808, ETH_0808], speed=100)
+    received = drain(aws, url)
+    assert stats.samples == len(received.samples) > 0 and stats.resyncs == 0
+    assert {s.market for s, _, _ in received.samples} == set(SYMBOLS)  # BTCMarkets not polled
+    frames = [f for f in capture_frames(BTC_0808, ETH_0808) if f.stream.endswith("@depth@100ms")]
+    for symbol in SYMBOLS:
+        taken = received.of(symbol)
+        expected = oracle(frames, symbol, {source_id for _, source_id in taken})
+        assert len(expected) >= 3
+        for got, source_id in taken:
+            assert got == expected[source_id], (symbol, source_id)
