@@ -45,6 +45,7 @@ class CatalogSpec:
 
     trades_table: str
     candles_table: str
+    spreads_table: str
     crawler: str
     athena_workgroup: str
 
@@ -97,6 +98,7 @@ def resource_spec(settings: Settings) -> ResourceSpec:
         catalog=CatalogSpec(
             trades_table="trades",
             candles_table="candles",
+            spreads_table="spreads",
             crawler=f"{p}-lake",
             athena_workgroup=p,
         ),

@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.aws import s3, spread_records, sqs
 from tasks.candle_writes import in_parallel
+from tasks.catalog import register_partitions
 from tasks.context import Store
 from tasks.core.contract import CONTENT_ENCODING, decode_body
 from tasks.core.lake import quarantine_object
@@ -103,6 +104,7 @@ def keep_samples(ctx: Store, batch: SampleBatch, received_ms: int) -> int:
     bad = quarantine_object(batch.rejects, received_ms, f"quarantine/{bucket.spreads_prefix}")
     for obj in [*objects, *([bad] if bad else [])]:
         s3.put(ctx.clients.s3, bucket.name, obj.key, obj.body, obj.content_type)
+    register_partitions.fn(ctx, [o.key for o in objects])  # the samples' Glue partitions
     if batch.rejects:
         get_run_logger().warning(
             "%d sample line(s) rejected to quarantine: %s",

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import polars as pl
 
 from tasks.core.candle_lake import CANDLE_PARTITION_KEYS, CANDLES_COLUMNS
+from tasks.core.spread_lake import SPREAD_PARTITION_KEYS, SPREADS_COLUMNS
 from tasks.core.trades import PRICE, QUOTE
 
 if TYPE_CHECKING:
@@ -72,8 +73,8 @@ class LakeTable:
         return f"{self.location(bucket)}{hive_path(self.partition_keys, values)}/"
 
 
-def lake_tables(spec: ResourceSpec) -> tuple[LakeTable, LakeTable]:
-    """The trades and candles tables of the spec's lake."""
+def lake_tables(spec: ResourceSpec) -> tuple[LakeTable, ...]:
+    """The trades, candles and spread samples tables of the spec's lake."""
     return (
         LakeTable(
             spec.catalog.trades_table,
@@ -88,6 +89,13 @@ def lake_tables(spec: ResourceSpec) -> tuple[LakeTable, LakeTable]:
             tuple(CANDLES_COLUMNS.items()),
             CANDLE_PARTITION_KEYS,
             "Binance klines (1m, 1h, 1d) as stored in DynamoDB, rebuilt per hour or day.",
+        ),
+        LakeTable(
+            spec.catalog.spreads_table,
+            spec.bucket.spreads_prefix,
+            tuple(SPREADS_COLUMNS.items()),
+            SPREAD_PARTITION_KEYS,
+            "Order-book spread samples (Binance, BTCMarkets), every field of each; decimals at 18 places.",
         ),
     )
 

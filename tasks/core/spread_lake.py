@@ -20,6 +20,17 @@ from tasks.core.spreads import SpreadSample
 
 _DECIMAL = pl.Decimal(38, 18)
 _FIELDS = ("mid", "best_bid", "best_ask", "notional", "buy_avg_price", "sell_avg_price")
+SPREAD_PARTITION_KEYS = ("market", "date", "hour")
+SPREADS_COLUMNS: dict[str, pl.DataType] = {
+    "ts": pl.Datetime("ms", "UTC"),
+    "venue": pl.String(),
+    "source_id": pl.Int64(),
+    **{name: _DECIMAL for name in _FIELDS},
+    "spread": _DECIMAL,
+    "spread_bps": _DECIMAL,
+    "filled_fraction": _DECIMAL,
+    "thin": pl.Boolean(),
+}
 
 
 _PLACES = Decimal("1E-18")
@@ -63,7 +74,7 @@ def sample_objects(
                 "filled_fraction": _column(plain, "filled_fraction").cast(_DECIMAL),
                 "thin": [s.thin for s in plain],
             }
-        )
+        ).select(list(SPREADS_COLUMNS))
         buffer = io.BytesIO()
         frame.write_parquet(buffer, compression="zstd", statistics=True)
         body = buffer.getvalue()

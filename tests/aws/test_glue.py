@@ -15,7 +15,7 @@ def test_provisioning_creates_the_lake_tables_and_ensuring_them_again_changes_no
     aws: AwsEnv,
 ) -> None:
     db, bucket = aws.spec.glue_database, aws.spec.bucket.name
-    assert sorted(glue.table_names(aws.clients.glue, db)) == ["candles", "trades"]
+    assert sorted(glue.table_names(aws.clients.glue, db)) == ["candles", "spreads", "trades"]
     for table in lake_tables(aws.spec):
         assert glue.ensure_table(aws.clients.glue, db, table_input(table, bucket)) == "unchanged"
     trades = glue.get_table(aws.clients.glue, db, "trades")
@@ -30,7 +30,7 @@ def test_provisioning_creates_the_lake_tables_and_ensuring_them_again_changes_no
 
 def test_a_table_whose_definition_drifted_is_updated_once(aws: AwsEnv) -> None:
     db, bucket = aws.spec.glue_database, aws.spec.bucket.name
-    trades, _ = lake_tables(aws.spec)
+    trades, *_ = lake_tables(aws.spec)
     drifted = table_input(trades, bucket)
     drifted["StorageDescriptor"] = {
         **drifted["StorageDescriptor"],
@@ -44,7 +44,7 @@ def test_a_table_whose_definition_drifted_is_updated_once(aws: AwsEnv) -> None:
 
 def test_a_missing_table_is_created_and_a_missing_database_named(aws: AwsEnv) -> None:
     db, bucket = aws.spec.glue_database, aws.spec.bucket.name
-    trades, _ = lake_tables(aws.spec)
+    trades, *_ = lake_tables(aws.spec)
     aws.clients.glue.delete_table(DatabaseName=db, Name="trades")
     assert glue.ensure_table(aws.clients.glue, db, table_input(trades, bucket)) == "created"
     with pytest.raises(ResourceMissing, match="no_such_db"):
@@ -53,7 +53,7 @@ def test_a_missing_table_is_created_and_a_missing_database_named(aws: AwsEnv) ->
 
 def test_partitions_are_added_idempotently_in_batches(aws: AwsEnv) -> None:
     db, bucket = aws.spec.glue_database, aws.spec.bucket.name
-    trades, _ = lake_tables(aws.spec)
+    trades, *_ = lake_tables(aws.spec)
     values = [("BTCUSDT", f"2024-08-{d:02d}", f"{h:02d}") for d in range(1, 8) for h in range(24)]
     inputs = [partition_input(trades, bucket, v) for v in values]
     assert len(inputs) > glue.BATCH_CREATE_MAX
@@ -66,7 +66,7 @@ def test_partitions_are_added_idempotently_in_batches(aws: AwsEnv) -> None:
 
 
 def test_partitions_of_a_missing_table_raise_resource_missing(aws: AwsEnv) -> None:
-    trades, _ = lake_tables(aws.spec)
+    trades, *_ = lake_tables(aws.spec)
     inputs = [partition_input(trades, aws.spec.bucket.name, ("BTCUSDT", "2024-08-08", "23"))]
     with pytest.raises(ResourceMissing):
         glue.add_partitions(aws.clients.glue, aws.spec.glue_database, "nope", inputs)

@@ -40,7 +40,7 @@ from tasks.settings import Settings
 from tests.builders import BASE_TIME, Trade
 
 SPEC = resource_spec(Settings(prefix="cat-test"))
-TRADES, CANDLES = lake_tables(SPEC)
+TRADES, CANDLES, SPREADS = lake_tables(SPEC)
 BUCKET = SPEC.bucket.name
 
 

@@ -88,7 +88,7 @@ def test_update_catalog_registers_the_ingested_partitions_once(
             DatabaseName=db, TableName="trades", PartitionsToDelete=registered
         )
     first = update_catalog()
-    assert first.tables == {"trades": "unchanged", "candles": "unchanged"}
+    assert first.tables == {"trades": "unchanged", "candles": "unchanged", "spreads": "unchanged"}
     assert first.lake_partitions["trades"] == first.added_partitions["trades"] == 3
     assert "not on AWS" in first.crawler
     assert {p.values for p in glue.partitions(client, db, "trades")} == {
@@ -96,7 +96,7 @@ def test_update_catalog_registers_the_ingested_partitions_once(
         ("BTCUSDT", "2024-08-09", "00"),
         ("ETHUSDT", "2024-08-09", "00"),
     }
-    assert update_catalog().added_partitions == {"trades": 0, "candles": 0}
+    assert update_catalog().added_partitions == {"trades": 0, "candles": 0, "spreads": 0}
 
 
 def test_sql_on_the_local_engine_gives_the_exact_answer_of_the_trades(
