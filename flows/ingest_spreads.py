@@ -1,9 +1,9 @@
 """ingest-spreads: drain the spread samples queue into the lake and the 1m, 1h and 1d spread candles.
 
 Per batch: receive + parse samples -> raw samples to the lake (Parquet), bad lines to quarantine,
-undecodable messages to the DLQ -> merge into the 1m items -> recompute their hours and days from the
-pooled raw samples -> delete the messages. Every write is idempotent, so a crash means a harmless
-redelivery.
+undecodable messages to the DLQ -> merge into the 1m items -> recompute their hours from the pooled
+raw samples and mark their days -> delete the messages. Once per run: recompute the marked days. Every
+write is idempotent and a mark outlives a crash, so a crash means a harmless redelivery.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from tasks.spreads import (
     delete_samples,
     keep_samples,
     receive_samples,
-    roll_up_spreads,
+    roll_up_days,
+    roll_up_hours,
     upsert_minutes,
 )
 
@@ -42,9 +43,11 @@ def ingest_spreads(max_seconds: float | None = None, until_empty: bool = True) -
             continue
         keep_samples(ctx, batch, now_ms())
         minutes = upsert_minutes(ctx, batch)
-        written = roll_up_spreads(ctx, minutes)
+        written = roll_up_hours(ctx, minutes)
         delete_samples(ctx, batch)
         report += SpreadReport(len(batch.messages), len(batch.samples), len(batch.rejects), written)
+    # Days marked by this run (or by a run that crashed before getting here).
+    report += SpreadReport(written=roll_up_days(ctx))
     logger.info("spreads: %s", report.summary())
     create_markdown_artifact(
         key="spreads-report",

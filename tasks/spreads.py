@@ -162,8 +162,12 @@ def upsert_minutes(ctx: Store, batch: SampleBatch) -> set[Key]:
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
-def roll_up_spreads(ctx: Store, minutes: set[Key]) -> dict[str, int]:
-    """Recompute the 1h items (pooling their minutes' samples), then the 1d (pooling their hours')."""
+def roll_up_hours(ctx: Store, minutes: set[Key]) -> dict[str, int]:
+    """Recompute the touched 1h items from their minutes' pooled samples; mark their days dirty.
+
+    Hours are cheap (60 small items); a day pools 24 hours of samples (~1.4 MB at one sample per
+    5 s), so days are recomputed once per run from the marks (``roll_up_days``), not per batch.
+    """
     client, table = ctx.clients.dynamodb, ctx.spec.table.name
     hours = sorted({(m, Interval.H1.floor(t)) for m, t in minutes})
 
@@ -175,17 +179,26 @@ def roll_up_spreads(ctx: Store, minutes: set[Key]) -> dict[str, int]:
         _upsert(ctx, market, Interval.H1, start, merge_samples([], pooled), True, True)
 
     in_parallel(hour, hours)
-    days = sorted({(m, Interval.D1.floor(t)) for m, t in hours})
+    spread_records.mark_days(client, table, {(m, Interval.D1.floor(t)) for m, t in hours})
+    return {"1m": len(minutes), "1h": len(hours)}
 
-    def day(key: Key) -> None:
-        market, start = key
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
+def roll_up_days(ctx: Store) -> dict[str, int]:
+    """Recompute every marked day from its hours' pooled samples; clear the marks nobody renewed."""
+    client, table = ctx.clients.dynamodb, ctx.spec.table.name
+    marks = spread_records.dirty_days(client, table)
+
+    def day(mark: tuple[str, int, str]) -> None:
+        market, start, token = mark
         pooled = spread_records.query_samples(
             client, table, market, Interval.H1, start, start + Interval.D1.ms - 1
         )
         _upsert(ctx, market, Interval.D1, start, merge_samples([], pooled), False, True)
+        spread_records.clear_day(client, table, market, start, token)
 
-    in_parallel(day, days)
-    return {"1m": len(minutes), "1h": len(hours), "1d": len(days)}
+    in_parallel(day, marks)
+    return {"1d": len(marks)}
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])

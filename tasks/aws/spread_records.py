@@ -7,11 +7,12 @@ item (which keeps its own ``version``). A BTCMarkets market's items hold spread 
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from tasks.aws._errors import condition_failed, translate
 from tasks.aws.dynamodb import key_of
-from tasks.core.keys import iso_time, market_id
+from tasks.core.keys import dirty_sort_key, iso_time, market_id
 from tasks.core.models import Interval
 from tasks.core.spread_items import parse_samples_text, samples_text, spread_attributes
 from tasks.core.spreads import SpreadCandle, SpreadSample
@@ -134,3 +135,68 @@ def read_item(
         return client.get_item(
             TableName=table, Key=key_of(market, interval, open_time), ConsistentRead=True
         ).get("Item")
+
+
+DIRTY_DAYS = "_dirty_spread_1d"
+
+
+def mark_days(client: DynamoDBClient, table: str, days: set[tuple[str, int]]) -> None:
+    """Mark (market, day) spread candles for recomputing; a fresh token per mark (see clear_day)."""
+    for market, day in sorted(days):
+        with translate("dynamodb", "UpdateItem", f"table {table!r}"):
+            client.update_item(
+                TableName=table,
+                Key={
+                    "marketid": {"S": DIRTY_DAYS},
+                    "timestamp": {"S": dirty_sort_key(market, day)},
+                },
+                UpdateExpression="SET #m = :m, #o = :o, #t = :t",
+                ExpressionAttributeNames={"#m": "market", "#o": "open_time", "#t": "token"},
+                ExpressionAttributeValues={
+                    ":m": {"S": market},
+                    ":o": {"N": str(day)},
+                    ":t": {"S": uuid.uuid4().hex},
+                },
+            )
+
+
+def dirty_days(client: DynamoDBClient, table: str) -> list[tuple[str, int, str]]:
+    """Every marked (market, day, token)."""
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "marketid = :m",
+        "ExpressionAttributeValues": {":m": {"S": DIRTY_DAYS}},
+        "ConsistentRead": True,
+    }
+    found: list[tuple[str, int, str]] = []
+    while True:
+        with translate("dynamodb", "Query", f"table {table!r}"):
+            response = client.query(**kwargs)
+        found += [
+            (i["market"]["S"], int(i["open_time"]["N"]), i["token"]["S"])
+            for i in response.get("Items", [])
+        ]
+        if "LastEvaluatedKey" not in response:
+            return found
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def clear_day(client: DynamoDBClient, table: str, market: str, day: int, token: str) -> bool:
+    """Delete the mark unless it was marked again since it was read (then it stays for next time)."""
+    try:
+        with translate("dynamodb", "DeleteItem", f"table {table!r}"):
+            client.delete_item(
+                TableName=table,
+                Key={
+                    "marketid": {"S": DIRTY_DAYS},
+                    "timestamp": {"S": dirty_sort_key(market, day)},
+                },
+                ConditionExpression="#t = :t",
+                ExpressionAttributeNames={"#t": "token"},
+                ExpressionAttributeValues={":t": {"S": token}},
+            )
+    except Exception as exc:
+        if condition_failed(exc):
+            return False
+        raise
+    return True

@@ -174,3 +174,22 @@ def test_spread_candles_come_from_pooled_raw_samples_beside_the_exact_klines(
     assert {k: v for k, v in after.items() if k != "spread_version"} == {
         k: v for k, v in before.items() if k != "spread_version"
     }
+
+
+def test_a_day_marked_by_a_run_that_crashed_is_recomputed_by_the_next_run(env: AwsEnv) -> None:
+    samples = list(binance_samples())[:40]
+    send_samples(env, [sample_line(s, "binance", i) for i, s in enumerate(samples)])
+    ingest_spreads(until_empty=True)
+    client, table = env.clients.dynamodb, env.spec.table.name
+    day = Interval.D1.floor(samples[0].ts_ms)
+    good = stored_item(env, "BTCUSDT", Interval.D1, day)
+    # A crash between marking the day and recomputing it: the day item lags, the mark stays.
+    client.delete_item(TableName=table, Key=dynamodb.key_of("BTCUSDT", Interval.D1, day))
+    spread_records.mark_days(client, table, {("BTCUSDT", day)})
+    report = ingest_spreads(until_empty=True)  # nothing queued: only the marked day
+    assert report.written == {"1d": 1}
+    again = stored_item(env, "BTCUSDT", Interval.D1, day)
+    assert {k: v for k, v in again.items() if k != "spread_version"} == {
+        k: v for k, v in good.items() if k != "spread_version"
+    }
+    assert spread_records.dirty_days(client, table) == []
