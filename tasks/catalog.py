@@ -14,6 +14,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.aws import dynamodb, glue, s3
+from tasks.candle_writes import in_parallel
 from tasks.context import Store, StoreContext
 from tasks.core.candle_lake import CandleSpan, candle_object
 from tasks.core.catalog import (
@@ -116,8 +117,8 @@ def export_candles(ctx: Store, spans: Iterable[CandleSpan]) -> list[str]:
     whole and rewritten at the same key, so late trades and re-rolls replace the old object.
     """
     spec, clients = ctx.spec, ctx.clients
-    keys: list[str] = []
-    for span in spans:
+
+    def export(span: CandleSpan) -> str | None:
         candles = list(
             dynamodb.query_candles(
                 clients.dynamodb,
@@ -129,10 +130,13 @@ def export_candles(ctx: Store, spans: Iterable[CandleSpan]) -> list[str]:
             )
         )
         if not candles:
-            continue
+            return None
         obj = candle_object(spec.bucket.candles_prefix, span, candles)
         s3.put(clients.s3, spec.bucket.name, obj.key, obj.body, obj.content_type)
-        keys.append(obj.key)
+        return obj.key
+
+    # Each span is a DynamoDB query and an S3 put, mostly waiting on the network: on threads.
+    keys = [k for k in in_parallel(export, list(spans)) if k is not None]
     _register(ctx, keys)
     return keys
 
