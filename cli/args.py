@@ -20,3 +20,16 @@ def iso_arg(text: str) -> str:
 
 def symbols_arg(text: str) -> list[str]:
     return [s.strip().upper() for s in text.split(",") if s.strip()]
+
+
+def speed_arg(text: str) -> float | None:
+    """A replay pace: a positive multiple of real time, or ``max`` (None: no pauses)."""
+    if text.strip().lower() == "max":
+        return None
+    try:
+        speed = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'max', got {text!r}") from None
+    if not speed > 0:
+        raise argparse.ArgumentTypeError(f"speed must be positive, got {text!r}")
+    return speed

@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from cli.args import speed_arg
 from infra.spec import resource_spec
 from producer.main import run
 from producer.sources import BinanceSource, ReplaySource, Source
@@ -45,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--speed",
-        type=_speed,
+        type=speed_arg,
         default=1.0,
         help="replay speed: N times the recorded pace, or 'max' for no pauses (default 1)",
     )
@@ -109,15 +110,3 @@ def _symbols(text: str) -> list[str]:
     if not symbols or not all(s.isalnum() for s in symbols):
         raise argparse.ArgumentTypeError(f"expected symbols like BTCUSDT,ETHUSDT, got {text!r}")
     return symbols
-
-
-def _speed(text: str) -> float | None:
-    if text.strip().lower() == "max":
-        return None
-    try:
-        speed = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'max', got {text!r}") from None
-    if not speed > 0:
-        raise argparse.ArgumentTypeError(f"speed must be positive, got {text!r}")
-    return speed

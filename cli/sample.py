@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from cli.args import speed_arg
 from producer.spreads import run
 from producer.stream import StreamConnectError
 from tasks.aws.clients import AwsClients
@@ -51,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--speed",
-        type=_speed,
+        type=speed_arg,
         default=None,
         help="replay pace, x real time, or 'max' (default: max)",
     )
@@ -83,18 +84,6 @@ def run_cli(args: argparse.Namespace, settings: Settings) -> int:
         f"{stats.resyncs} resyncs, dropped {stats.dropped}"
     )
     return 0
-
-
-def _speed(text: str) -> float | None:
-    if text == "max":
-        return None
-    try:
-        speed = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'max', got {text!r}") from None
-    if not speed > 0:
-        raise argparse.ArgumentTypeError(f"speed must be positive, got {text!r}")
-    return speed
 
 
 def _seconds(text: str) -> float:

@@ -32,6 +32,7 @@ from typing import Any, Self
 import httpx
 import polars as pl
 
+from tasks._http import backoff, no_limit, retry_after
 from tasks.core.binance_rest import (
     DEPTH_PATH,
     HISTORICAL_TRADES_PATH,
@@ -83,10 +84,6 @@ class TradesMissing(BinanceError):
         self.last_id = last_id
 
 
-def _no_limit(weight: int) -> None:
-    """The default ``before_request`` hook: no rate limit of the caller's."""
-
-
 def _binance_error(response: httpx.Response) -> tuple[int | None, str]:
     """Binance's ``{"code":-1121,"msg":"Invalid symbol."}``, or the start of whatever came instead."""
     try:
@@ -96,14 +93,6 @@ def _binance_error(response: httpx.Response) -> tuple[int | None, str]:
     if isinstance(body, dict) and isinstance(body.get("code"), int):
         return int(body["code"]), str(body.get("msg", ""))
     return None, response.text[:200]
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        seconds = float(response.headers["Retry-After"])
-    except (KeyError, ValueError):
-        return None
-    return seconds if seconds >= 0 else None
 
 
 class BinanceRest:
@@ -123,7 +112,7 @@ class BinanceRest:
         *,
         api_key: str | None = None,
         timeout_s: float = 10.0,
-        before_request: Callable[[int], None] = _no_limit,
+        before_request: Callable[[int], None] = no_limit,
         weight_budget: int = REQUEST_WEIGHT_PER_MINUTE,
         weight_margin: int = 10 * HISTORICAL_TRADES_WEIGHT,
         backoff_base_s: float = 0.5,
@@ -249,8 +238,7 @@ class BinanceRest:
         return trades.select(list(TRADES_SCHEMA))
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self._backoff_cap_s, self._backoff_base_s * 2.0 ** (attempt - 1))
-        return ceiling * (0.5 + 0.5 * self._rng.random())
+        return backoff(attempt, self._backoff_base_s, self._backoff_cap_s, self._rng)
 
     def _get(self, path: str, params: Mapping[str, str], weight: int, what: str) -> httpx.Response:
         """GET ``path``, retrying what Binance's docs say to retry; ``what`` names it in messages."""
@@ -275,8 +263,8 @@ class BinanceRest:
                     )
                 failure = f"Binance answered {status}"
                 if status == 429:
-                    retry_after = _retry_after(response)
-                    wait = self._backoff(attempt) if retry_after is None else retry_after
+                    asked = retry_after(response)
+                    wait = self._backoff(attempt) if asked is None else asked
                 elif status >= 500:
                     wait = self._backoff(attempt)
                 else:

@@ -69,6 +69,7 @@ from typing import Any, Self
 
 import httpx
 
+from tasks._http import backoff, no_limit, retry_after
 from tasks.core.orderbook import Book, Level, parse_btcm_orderbook
 from tasks.errors import CandleflowError, DecodeError
 
@@ -180,10 +181,6 @@ def _parse_markets(body: bytes) -> list[str]:
     return ids
 
 
-def _no_limit(weight: int) -> None:
-    """The default ``before_request`` hook: no rate limit of the caller's."""
-
-
 def _btcm_error(response: httpx.Response) -> tuple[str | None, str]:
     """BTCMarkets' ``{"code":"MarketNotFound","message":"market not found"}``, or the body's start."""
     try:
@@ -193,14 +190,6 @@ def _btcm_error(response: httpx.Response) -> tuple[str | None, str]:
     if isinstance(body, dict) and isinstance(body.get("code"), str):
         return body["code"], str(body.get("message", ""))
     return None, response.text[:200]
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        seconds = float(response.headers["Retry-After"])
-    except (KeyError, ValueError):
-        return None
-    return seconds if seconds >= 0 else None
 
 
 class BtcMarketsRest:
@@ -218,7 +207,7 @@ class BtcMarketsRest:
         base_url: str = BASE_URL,
         *,
         timeout_s: float = 10.0,
-        before_request: Callable[[int], None] = _no_limit,
+        before_request: Callable[[int], None] = no_limit,
         backoff_base_s: float = 0.5,
         backoff_cap_s: float = 30.0,
         max_attempts: int = 6,
@@ -285,8 +274,7 @@ class BtcMarketsRest:
         return _parse_markets(self._get(MARKETS_PATH, {}, "markets").content)
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self._backoff_cap_s, self._backoff_base_s * 2.0 ** (attempt - 1))
-        return ceiling * (0.5 + 0.5 * self._rng.random())
+        return backoff(attempt, self._backoff_base_s, self._backoff_cap_s, self._rng)
 
     def _rejected(self, response: httpx.Response, what: str) -> BtcMarketsRejected:
         status = response.status_code
@@ -321,8 +309,8 @@ class BtcMarketsRest:
                     return response
                 failure = f"BTCMarkets answered {status}"
                 if status == 429:
-                    retry_after = _retry_after(response)
-                    wait = self._backoff(attempt) if retry_after is None else retry_after
+                    asked = retry_after(response)
+                    wait = self._backoff(attempt) if asked is None else asked
                 elif status >= 500:
                     wait = self._backoff(attempt)
                 else:
