@@ -16,6 +16,7 @@ from tasks.settings import Settings
 def build_parser() -> argparse.ArgumentParser:
     from cli import (
         alerts,
+        api,
         aws,
         backfill,
         bench,
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.register(sub)
     alerts.register(sub)
     query.register(sub)
+    api.register(sub)
     stack.register(sub)
     bench.register(sub)
     return parser

@@ -39,6 +39,7 @@ EXPORTED = (
 STOP_ORDER = (
     "producer",
     "sampler",
+    "api",
     "deployments",
     "prefect",
     "aws",
@@ -207,7 +208,12 @@ def run_up(args: argparse.Namespace, settings: Settings) -> int:
 
     if stack.running("deployments") is None:
         stack.start("deployments", [python, "-m", "deployments.serve"], env)
+    if stack.running("api") is None:
+        stack.start("api", [*cli, "api"], env)
     _run_ingest_now(stack)
+    api_url = f"http://{settings.api_host}:{settings.api_port}"
+    wait_http(f"{api_url}/openapi.json", 60, "the API")
+    print(f"Dashboard:     {api_url}/   (API docs: {api_url}/docs)")
 
     if stack.running("producer") is None:
         from producer.sources import binance_reachable
@@ -249,6 +255,7 @@ def run_up(args: argparse.Namespace, settings: Settings) -> int:
     print(f"Logs:          {_shown(stack.logs)}/")
     print(f"Candles:       . {rel} && candleflow candles BTCUSDT --interval 1m")
     print(f"Alerts:        . {rel} && candleflow alerts --follow   (gaps: candleflow gaps)")
+    print("Monitor:       ./scripts/monitor.sh")
     print("Stop:          ./scripts/stop.sh")
     return 0
 

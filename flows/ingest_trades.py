@@ -16,6 +16,7 @@ from prefect.futures import PrefectFuture
 from tasks.candle_writes import fill_empty_candles, mark_rollups_dirty
 from tasks.catalog import export_candles, register_partitions
 from tasks.core.candle_lake import candle_spans
+from tasks.heartbeats import beat as heartbeat
 from tasks.ingest import (
     Batch,
     IngestContext,
@@ -77,6 +78,6 @@ def ingest_batch(ctx: IngestContext, batch: Batch) -> IngestReport:
     mark_rollups_dirty(ctx, written, stored)
     export_candles(ctx, candle_spans([*written, *empty]))
     delete_messages(ctx, batch)
-    return batch_report(
-        batch, parsed, new.height, len(keys), len(written), len(empty), monotonic() - began
-    )
+    seconds = monotonic() - began
+    heartbeat(ctx, batch.messages, parsed.trades, seconds, now_ms())
+    return batch_report(batch, parsed, new.height, len(keys), len(written), len(empty), seconds)

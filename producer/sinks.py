@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Self
 from producer.backoff import Backoff
 from producer.batching import Body
 from tasks.aws.sqs import MAX_BATCH_ENTRIES, OutgoingMessage, chunk_for_batches, send_batch
+from tasks.core.heartbeat import producer_attributes
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -58,6 +61,7 @@ class SqsSink:
         close_timeout_s: float = 60.0,
         send: SendBatch = send_batch,
         rng: random.Random | None = None,
+        producer_id: str | None = None,
     ) -> None:
         if senders < 1 or max_attempts < 1:
             raise ValueError("a sink needs at least one sender and one attempt")
@@ -72,6 +76,8 @@ class SqsSink:
         self._rng = rng or random.Random()
         self._tasks: list[asyncio.Task[None]] = []
         self._in_flight = 0
+        self._producer_id = producer_id or f"{socket.gethostname()}-{os.getpid()}"
+        self._seq = 0
         self.stats = SinkStats()
 
     @property
@@ -172,7 +178,7 @@ class SqsSink:
         """Send bodies in as few batch calls as the limits allow; returns the failed ones and why."""
         failed: list[tuple[Body, str]] = []
         offset = 0
-        for group in chunk_for_batches([_message(b) for b in bodies]):
+        for group in chunk_for_batches([self._message(b) for b in bodies]):
             group_bodies, offset = bodies[offset : offset + len(group)], offset + len(group)
             try:
                 errors = await asyncio.to_thread(self._send, self._client, self._url, group)
@@ -188,6 +194,12 @@ class SqsSink:
                     self.stats.trades += body.trades
         return failed
 
+    def _message(self, body: Body) -> OutgoingMessage:
+        """The body with the producer's heartbeat attributes (``tasks.core.heartbeat``)."""
+        self._seq += body.trades
+        beat = producer_attributes(self._producer_id, self._seq, body.last_event_time_ms)
+        return OutgoingMessage(body.encoded.body, {**body.encoded.attributes, **beat})
+
     def _drop(self, body: Body, reason: str) -> None:
         self.stats.dropped_bodies += 1
         self.stats.dropped_trades += body.trades
@@ -196,10 +208,6 @@ class SqsSink:
             body.describe(),
             reason,
         )
-
-
-def _message(body: Body) -> OutgoingMessage:
-    return OutgoingMessage(body.encoded.body, body.encoded.attributes)
 
 
 def _failed_indexes(errors: list[str], entries: int) -> dict[int, str]:

@@ -294,6 +294,29 @@ class Settings(BaseSettings):
         le=1000,
         description="Pace of the capture replay `candleflow up` falls back to (x real time).",
     )
+    api_host: str = Field(
+        "127.0.0.1",
+        description="Address the API and dashboard (`candleflow api`) bind; 0.0.0.0 in a container.",
+    )
+    api_port: int = Field(
+        8080, ge=1, le=65535, description="Port of the API and dashboard `candleflow up` starts."
+    )
+    api_rate_limit: int = Field(
+        2000,
+        ge=1,
+        le=1_000_000,
+        description="Requests one client may make per api_rate_window_s (the seed's WAF rule).",
+    )
+    api_rate_window_s: int = Field(
+        300, ge=1, le=86_400, description="Window of the per-client API rate limit, seconds."
+    )
+    api_trust_forwarded_for: bool = Field(
+        False,
+        description=(
+            "Take the client address for the rate limit from X-Forwarded-For (only behind a "
+            "load balancer that sets it; otherwise clients could pick their own address)."
+        ),
+    )
     state_dir: str = Field(
         ".candleflow",
         description="Where `candleflow up` keeps pids, logs and the Prefect database.",

@@ -16,6 +16,7 @@ from botocore.config import Config
 
 if TYPE_CHECKING:
     from mypy_boto3_athena import AthenaClient
+    from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_glue import GlueClient
     from mypy_boto3_s3 import S3Client
@@ -72,3 +73,7 @@ class AwsClients:
     @cached_property
     def athena(self) -> AthenaClient:
         return self.session.client("athena", region_name=self.region, config=_config())
+
+    @cached_property
+    def cloudwatch(self) -> CloudWatchClient:
+        return self.session.client("cloudwatch", region_name=self.region, config=_config())

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from tasks.aws._errors import translate
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_sqs import SQSClient
 
 MAX_BATCH_ENTRIES = 10
@@ -159,3 +161,25 @@ def depth(client: SQSClient, url: str) -> tuple[int, int]:
     return int(attrs["ApproximateNumberOfMessages"]), int(
         attrs["ApproximateNumberOfMessagesNotVisible"]
     )
+
+
+def oldest_message_age_s(cloudwatch: CloudWatchClient, queue_name: str, now_s: float) -> int | None:
+    """SQS's ``ApproximateAgeOfOldestMessage`` of the last 5 minutes from CloudWatch (seconds).
+
+    SQS has no API attribute for it, and peeking would count as a receive towards the redrive
+    limit. None when CloudWatch has no datapoint (a new queue, or an emulator without metrics).
+    """
+    with translate("cloudwatch", "GetMetricStatistics", queue_name):
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/SQS",
+            MetricName="ApproximateAgeOfOldestMessage",
+            Dimensions=[{"Name": "QueueName", "Value": queue_name}],
+            StartTime=datetime.fromtimestamp(now_s - 300, tz=UTC),
+            EndTime=datetime.fromtimestamp(now_s, tz=UTC),
+            Period=60,
+            Statistics=["Maximum"],
+        )["Datapoints"]
+    if not points:
+        return None
+    newest = max(points, key=lambda p: p["Timestamp"])
+    return int(newest["Maximum"])

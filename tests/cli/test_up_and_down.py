@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import free_port
@@ -39,6 +40,7 @@ def test_up_runs_the_pipeline_offline_and_down_stops_only_its_processes(tmp_path
             "CANDLEFLOW_STATE_DIR": str(tmp_path / "state"),
             "CANDLEFLOW_EMULATOR_PORT": str(free_port()),
             "CANDLEFLOW_PREFECT_PORT": str(free_port()),
+            "CANDLEFLOW_API_PORT": str(free_port()),
             "CANDLEFLOW_REPLAY_SPEED": "1000",
             "CANDLEFLOW_BINANCE_WS_URL": f"ws://127.0.0.1:{free_port()}",  # nothing listens there
         }
@@ -54,7 +56,9 @@ def test_up_runs_the_pipeline_offline_and_down_stops_only_its_processes(tmp_path
             p.stem: int(p.read_text().split()[0]) for p in (tmp_path / "state/pids").glob("*.pid")
         }
         assert "Spreads:       sampling the replayed Binance books" in up.stdout
-        assert set(pids) == {"aws", "prefect", "deployments", "producer", "sampler"}
+        assert set(pids) == {"aws", "prefect", "deployments", "api", "producer", "sampler"}
+        api = f"http://127.0.0.1:{env['CANDLEFLOW_API_PORT']}"
+        assert f"Dashboard:     {api}/   (API docs: {api}/docs)" in up.stdout
 
         stack_env = dict(env)
         for line in (tmp_path / "state/env").read_text().splitlines():
@@ -76,6 +80,13 @@ def test_up_runs_the_pipeline_offline_and_down_stops_only_its_processes(tmp_path
             "2673.6",
             "2677.41",
         )
+
+        # The same candles through the API the dashboard draws from, and the dashboard itself.
+        served = httpx.get(f"{api}/candles/ETHUSDT", params={"interval": "1m"}).json()["candles"]
+        assert [(c["open_time"], c["close"]) for c in served] == [
+            (c["open_time"].replace(".000Z", "Z"), c["close"]) for c in candles
+        ]
+        assert "<title>" in httpx.get(f"{api}/").text
 
         down = candleflow("down", env=env, timeout=120)
         assert down.returncode == 0, down.stderr

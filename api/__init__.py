@@ -1,0 +1,1 @@
+"""candleflow's read-only HTTP API and candlestick dashboard (FastAPI, served by uvicorn)."""
