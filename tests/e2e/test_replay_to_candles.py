@@ -13,7 +13,7 @@ import pytest
 
 from flows.ingest_trades import ingest_trades
 from producer.sources import BinanceSource
-from tasks.aws import dynamodb
+from tasks.aws import dynamodb, status_records
 from tasks.core.models import Interval
 from tests.builders import capture_trades, kline, reference_candles
 from tests.conftest import AwsEnv
@@ -77,3 +77,12 @@ def test_replayed_real_captures_become_exact_candles_in_dynamodb(
             aws.clients.dynamodb, aws.spec.table.name, [(symbol, Interval.M1, t)]
         ).values()
         assert (c.open, c.high, c.low, c.close, c.volume) == tuple(map(Decimal, official))
+
+    # What the pipeline said about itself on the way (GET /health, candleflow monitor).
+    beats = status_records.read(aws.clients.dynamodb, aws.spec.table.name)
+    assert [p.seq for p in beats.producers] == [34_419]  # one producer; its running count of trades
+    assert beats.ingest is not None and beats.ingest.updated_ms >= max(
+        beats.last_trade_seen_ms.values()
+    )
+    newest = {s: max(t.trade_time for t in trades if t.symbol == s) for s in ("BTCUSDT", "ETHUSDT")}
+    assert beats.last_trade_ms == newest
