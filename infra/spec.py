@@ -58,6 +58,7 @@ class AlertsSpec:
     inbox_queue: str
     emails: tuple[str, ...] = ()
     sms_numbers: tuple[str, ...] = ()
+    inbox_retention_s: int = 14 * 86_400
 
 
 @dataclass(frozen=True, slots=True)
