@@ -35,7 +35,7 @@ VIEWPORT = {"width": 1280, "height": 720}
 REPO = Path(__file__).parents[2]
 SCREENSHOT = REPO / "tests" / "artifacts" / "dashboard.png"
 WAIT_MS = 10_000
-UP_RGB = (46, 189, 133)  # the candle colours of api/static/app.js
+UP_RGB = (46, 189, 133)  # the candle colours of api/static/config.js
 DOWN_RGB = (246, 70, 93)
 
 # Counts the candle-coloured pixels of every canvas under #chart, and the distinct colours.
