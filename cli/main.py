@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         candles,
         gaps,
         ingest,
+        monitor,
         produce,
         query,
         rollup,
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.register(sub)
     query.register(sub)
     api.register(sub)
+    monitor.register(sub)
     stack.register(sub)
     bench.register(sub)
     return parser
