@@ -83,6 +83,8 @@ class Stack:
                 "PREFECT_HOME": str(self.root / "prefect"),
                 "PREFECT_API_URL": f"{self.prefect_url}/api",
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                # The served deployments look for runs to start every 2 s, not 10 (a local server).
+                "PREFECT_RUNNER_POLL_FREQUENCY": "2",
                 "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
                 "GX_ANALYTICS_ENABLED": "false",
                 "PYTHONUNBUFFERED": "1",

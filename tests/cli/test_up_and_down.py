@@ -88,6 +88,13 @@ def test_up_runs_the_pipeline_offline_and_down_stops_only_its_processes(tmp_path
         ]
         assert "<title>" in httpx.get(f"{api}/").text
 
+        # The operator's monitor, one frame of the running stack.
+        frame = candleflow("monitor", "--once", env={**stack_env, "COLUMNS": "140"})
+        assert frame.returncode == 0, frame.stderr
+        assert "ETHUSDT" in frame.stdout and "2024-08-09T00:05:00Z" in frame.stdout
+        assert "ingest-trades" in frame.stdout  # the first run: Running, or Completed by now
+        assert "Running" in frame.stdout or "Completed" in frame.stdout
+
         down = candleflow("down", env=env, timeout=120)
         assert down.returncode == 0, down.stderr
         for name, pid in pids.items():
