@@ -1,0 +1,4 @@
+"""candleflow's AWS infrastructure as CDK code, generated from ``infra/spec.py``.
+
+``app.py`` is the CDK app (``cdk.json``); ``stack.py`` composes the modules, one per concern.
+"""
