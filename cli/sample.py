@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from cli.args import speed_arg
+from infra.spec import resource_spec
 from producer.spreads import run
 from producer.stream import StreamConnectError
 from tasks.aws.clients import AwsClients
@@ -20,7 +21,7 @@ EXIT_FAILED = 1
 
 
 def samples_queue_name(settings: Settings) -> str:
-    return f"{settings.prefix}-spread-samples"
+    return resource_spec(settings).samples_queue.name
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -149,16 +149,15 @@ def start_crawler(ctx: StoreContext) -> str:
     if not is_aws_endpoint(glue_client.meta.endpoint_url):
         return "not started: not on AWS (partitions are registered through the Glue API)"
     role = ctx.settings.glue_crawler_role
-    if role is not None:
-        tables = [t.name for t in lake_tables(spec)]
-        glue.ensure_crawler(glue_client, spec.catalog.crawler, role, spec.glue_database, tables)
+    if role is None:
+        # The deployed stack (infra/cdk) owns the crawler and runs it on its own daily schedule:
+        # partitions are registered through the Glue API per batch, and crawls bill by the minute.
+        return "not started: the crawler is not managed here (set CANDLEFLOW_GLUE_CRAWLER_ROLE)"
+    tables = [t.name for t in lake_tables(spec)]
+    glue.ensure_crawler(glue_client, spec.catalog.crawler, role, spec.glue_database, tables)
     try:
         started = glue.start_crawler(glue_client, spec.catalog.crawler)
     except ResourceMissing:
-        logger.warning(
-            "no Glue crawler %s and CANDLEFLOW_GLUE_CRAWLER_ROLE is unset: partitions are kept "
-            "current through the Glue API only",
-            spec.catalog.crawler,
-        )
-        return "not started: no crawler (set CANDLEFLOW_GLUE_CRAWLER_ROLE to create one)"
+        logger.warning("the Glue crawler %s vanished after it was ensured", spec.catalog.crawler)
+        return "not started: no crawler"
     return f"{spec.catalog.crawler} started" if started else f"{spec.catalog.crawler} still running"

@@ -189,8 +189,9 @@ class Settings(BaseSettings):
         None,
         pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$",
         description=(
-            "IAM role ARN the Glue crawler runs as on AWS. Unset: no crawler is created and the "
-            "catalog is kept current through the Glue API alone."
+            "IAM role ARN the Glue crawler runs as on AWS; when set, update-catalog creates the "
+            "crawler and starts it every run. Unset: the flow leaves the crawler alone (the CDK "
+            "stack's runs daily) and the catalog is kept current through the Glue API."
         ),
     )
 
