@@ -2,11 +2,16 @@
 
 great-expectations takes ~10 s to import, so it is imported once per process, on first use, and its
 context is kept for the life of the process. It gets pandas here and nowhere else.
+
+That context is not safe to use from two threads at once: two flow runs validating concurrently in
+one process (threads) made GX index one batch's rows with another's mask. Validations are
+serialised by a lock (each takes ~0.1 s per 100k rows; deployed flow runs are processes anyway).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -29,6 +34,9 @@ class ValidationOutcome:
     @property
     def passed(self) -> bool:
         return not self.rejects
+
+
+_GX_LOCK = threading.Lock()
 
 
 @cache
@@ -74,11 +82,12 @@ def validate_trades(rows: pl.DataFrame, suite: list[ExpectationSpec]) -> Validat
     expectations = [
         getattr(gxe, spec.kind)(**spec.kwargs, meta={"reason": spec.reason}) for spec in suite
     ]
-    batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
-    result = batch.validate(
-        gx.ExpectationSuite(name="trades", expectations=expectations),
-        result_format={"result_format": "COMPLETE"},
-    )
+    with _GX_LOCK:
+        batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
+        result = batch.validate(
+            gx.ExpectationSuite(name="trades", expectations=expectations),
+            result_format={"result_format": "COMPLETE"},
+        )
     reasons: dict[int, list[str]] = {}
     failed: dict[str, int] = {}
     for outcome in result.results:  # not in suite order: the reason travels in meta
