@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything and run every check: ruff, mypy (strict, product code), then the whole pytest
-# suite (extra arguments go to pytest).
+# suite (extra arguments go to pytest), including the infrastructure checks and the browser test.
 set -euo pipefail
 source "$(dirname "$0")/_bootstrap.sh"
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=180 GX_ANALYTICS_ENABLED=false
@@ -16,4 +16,6 @@ if [ ! -x /usr/bin/chromium ]; then
     echo "candleflow: the dashboard's browser test needs Chromium: sudo apt-get install chromium" >&2
   fi
 fi
-exec .venv/bin/pytest "$@"
+# Two workers (pytest-xdist; one file per worker at a time, each with its own moto and Prefect
+# servers): the suite waits on servers as much as it computes. CANDLEFLOW_TEST_WORKERS=0 runs serially.
+exec .venv/bin/pytest -n "${CANDLEFLOW_TEST_WORKERS:-2}" --dist loadfile "$@"
