@@ -19,6 +19,7 @@ from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from tasks.aws._errors import condition_failed, translate
+from tasks.aws.pages import query_items
 from tasks.core.candles import id_ranges_text, parse_id_ranges
 from tasks.core.keys import dirty_market_id, dirty_sort_key, iso_time, market_id
 from tasks.core.models import Candle, Interval
@@ -259,22 +260,15 @@ def dirty_markers(
                 ":b": {"S": dirty_sort_key("~", end_ms)},  # "~" sorts after every symbol
             }
         )
-    markers = []
-    while True:
-        with translate("dynamodb", "Query", f"table {table!r}"):
-            response = client.query(**kwargs)
-        markers += [
-            DirtyMarker(
-                item["symbol"]["S"],
-                Interval(item["interval"]["S"]),
-                int(item["open_time"]["N"]),
-                item["token"]["S"],
-            )
-            for item in response.get("Items", [])
-        ]
-        if "LastEvaluatedKey" not in response:
-            return markers
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    return [
+        DirtyMarker(
+            item["symbol"]["S"],
+            Interval(item["interval"]["S"]),
+            int(item["open_time"]["N"]),
+            item["token"]["S"],
+        )
+        for item in query_items(client, kwargs)
+    ]
 
 
 def clear_dirty(client: DynamoDBClient, table: str, marker: DirtyMarker) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tasks.aws._errors import condition_failed, translate
+from tasks.aws.pages import query_items
 from tasks.core.gaps import Gap, GapRecord, Watermark
 from tasks.core.keys import GAPS_MARKET, WATERMARK_MARKET, gap_sort_key
 
@@ -124,12 +125,5 @@ def records(
         kwargs["KeyConditionExpression"] += " AND begins_with(#ts, :p)"
         kwargs["ExpressionAttributeNames"] = {"#ts": "timestamp"}
         kwargs["ExpressionAttributeValues"][":p"] = {"S": f"{symbol}#"}
-    found: list[GapRecord] = []
-    while True:
-        with translate("dynamodb", "Query", f"table {table!r}"):
-            response = client.query(**kwargs)
-        found += [_record(item) for item in response.get("Items", [])]
-        if "LastEvaluatedKey" not in response:
-            break
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    found = [_record(item) for item in query_items(client, kwargs)]
     return [r for r in found if r.is_open] if open_only else found

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tasks.aws._errors import translate
+from tasks.aws.pages import query_items
 from tasks.core.keys import iso_time, market_id
 from tasks.core.models import Interval
 
@@ -51,16 +51,7 @@ def query(
     }
     if "#ts" in condition:
         kwargs["ExpressionAttributeNames"] = {"#ts": "timestamp"}
-    items: list[Item] = []
-    while len(items) < limit:
-        kwargs["Limit"] = limit - len(items)
-        with translate("dynamodb", "Query", f"table {table!r}"):
-            response = client.query(**kwargs)
-        items += response.get("Items", [])
-        if "LastEvaluatedKey" not in response:
-            break
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-    return items
+    return list(query_items(client, kwargs, limit))
 
 
 def exists(client: DynamoDBClient, table: str, market: str, interval: Interval) -> bool:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from tasks.aws._errors import condition_failed, translate
 from tasks.aws.dynamodb import key_of
+from tasks.aws.pages import query_items
 from tasks.core.keys import dirty_sort_key, iso_time, market_id
 from tasks.core.models import Interval
 from tasks.core.spread_items import parse_samples_text, samples_text, spread_attributes
@@ -76,14 +77,9 @@ def query_samples(
         "ConsistentRead": True,
     }
     samples: list[SpreadSample] = []
-    while True:
-        with translate("dynamodb", "Query", f"table {table!r}"):
-            response = client.query(**kwargs)
-        for item in response.get("Items", []):
-            samples += parse_samples_text(market, item.get("spread_samples", {}).get("S", ""))
-        if "LastEvaluatedKey" not in response:
-            return samples
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    for item in query_items(client, kwargs):
+        samples += parse_samples_text(market, item.get("spread_samples", {}).get("S", ""))
+    return samples
 
 
 def write(
@@ -168,17 +164,10 @@ def dirty_days(client: DynamoDBClient, table: str) -> list[tuple[str, int, str]]
         "ExpressionAttributeValues": {":m": {"S": DIRTY_DAYS}},
         "ConsistentRead": True,
     }
-    found: list[tuple[str, int, str]] = []
-    while True:
-        with translate("dynamodb", "Query", f"table {table!r}"):
-            response = client.query(**kwargs)
-        found += [
-            (i["market"]["S"], int(i["open_time"]["N"]), i["token"]["S"])
-            for i in response.get("Items", [])
-        ]
-        if "LastEvaluatedKey" not in response:
-            return found
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    return [
+        (i["market"]["S"], int(i["open_time"]["N"]), i["token"]["S"])
+        for i in query_items(client, kwargs)
+    ]
 
 
 def clear_day(client: DynamoDBClient, table: str, market: str, day: int, token: str) -> bool:

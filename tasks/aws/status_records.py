@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tasks.aws._errors import condition_failed, translate
+from tasks.aws.pages import query_items
 from tasks.core.heartbeat import IngestBeat, ProducerBeat
 
 if TYPE_CHECKING:
@@ -93,14 +94,7 @@ def read(client: DynamoDBClient, table: str) -> Heartbeats:
         "KeyConditionExpression": "marketid = :m",
         "ExpressionAttributeValues": {":m": {"S": STATUS_MARKET}},
     }
-    items: list[dict[str, Any]] = []
-    while True:
-        with translate("dynamodb", "Query", f"table {table!r}"):
-            response = client.query(**kwargs)
-        items += response.get("Items", [])
-        if "LastEvaluatedKey" not in response:
-            break
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    items = list(query_items(client, kwargs))
     ingest, last, seen, producers = None, {}, {}, []
     for item in items:
         key = item["timestamp"]["S"]
