@@ -210,8 +210,10 @@ def test_the_full_screen_view_shows_a_closed_prefect_api_and_quits_cleanly_on_si
         assert b"unreachable" in shown, what_went_wrong(proc, shown)
         assert f"Flow runs (http://127.0.0.1:{port}/api)".encode() in shown
         # The stores are read on their own thread: their first answer may come a frame later.
-        shown += read_until(terminal, aws.spec.queue.name.encode(), 30)
-        assert aws.spec.queue.name.encode() in shown, what_went_wrong(proc, shown)
+        # The Queues panel shows the trades queue (its name may be cut short with an ellipsis).
+        queue = f"{aws.settings.prefix}-tr".encode()
+        shown += read_until(terminal, queue, 30)
+        assert queue in shown, what_went_wrong(proc, shown)
         assert b"\x1b[?1049h" in shown  # on the alternate screen
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=10)  # about 1 s on a quiet machine
