@@ -169,6 +169,11 @@ def create_app(settings: Settings, clients: AwsClients | None = None) -> FastAPI
         found = market_of(market) if market is not None else None
         return [alert_view(a) for a in reader.alerts(found, limit)]
 
+    @app.get("/livez", summary="Liveness (the load balancer's health check)")
+    def livez() -> dict[str, bool]:
+        """The process answers; it reads no store (``/health`` says how the pipeline is)."""
+        return {"ok": True}
+
     @app.get("/health", summary="Pipeline health")
     def health() -> JSONResponse:
         """Queue and DLQ depths, the oldest message's age, ingest lag per symbol, the newest

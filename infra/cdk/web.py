@@ -69,7 +69,7 @@ def edge(
         targets=[services.api],
         deregistration_delay=Duration.seconds(30),
         # The OpenAPI page needs no store: a slow DynamoDB does not take the API out of service.
-        health_check=elb.HealthCheck(path="/docs", healthy_http_codes="200"),
+        health_check=elb.HealthCheck(path="/livez", healthy_http_codes="200"),
     )
     alb.add_redirect(source_port=80, target_port=443)
     ignore_cfn_lint(

@@ -263,6 +263,7 @@ def test_openapi_documents_every_endpoint(api: Http) -> None:
     paths = api.get("/openapi.json").json()["paths"]
     assert {"/markets", "/data/{marketid}", "/candles/{market}", "/alerts", "/health"} <= set(paths)
     assert api.get("/docs").status_code == 200
+    assert api.get("/livez").json() == {"ok": True}
 
 
 def test_each_client_has_its_own_rate_limit_budget(world: World) -> None:

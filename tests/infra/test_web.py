@@ -23,7 +23,7 @@ def test_https_listener_serves_the_certificate_parameter_with_tls_1_2_or_newer(
         "AWS::ElasticLoadBalancingV2::TargetGroup", Port=synth.config.settings.api_port
     )
     assert action["Type"] == "forward"
-    assert group["HealthCheckPath"] == "/docs"
+    assert group["HealthCheckPath"] == "/livez"
 
 
 def test_http_only_redirects_to_https(synth: Synth) -> None:
