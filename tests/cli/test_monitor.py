@@ -185,7 +185,12 @@ def test_the_full_screen_view_shows_a_closed_prefect_api_and_quits_cleanly_on_si
     aws: AwsEnv,
 ) -> None:
     port = free_port()  # nothing listens there
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    # The pseudo-terminal's size must rule: COLUMNS/LINES (set under pytest-xdist) would override it.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PREFECT_") and k not in ("COLUMNS", "LINES")
+    }
     env.update(
         {
             "CANDLEFLOW_PREFIX": aws.settings.prefix,
