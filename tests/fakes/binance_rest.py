@@ -39,7 +39,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Context, Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Self
 from urllib.parse import parse_qs, urlsplit
@@ -48,6 +48,7 @@ import polars as pl
 
 from tasks.core.binance_rest import DEPTH_DEFAULT_LIMIT, DEPTH_MAX_LIMIT, depth_weight
 from tests.builders import DATA, Trade
+from tests.fakes.loopback import LoopbackServer
 
 WEIGHTS = {"/api/v3/historicalTrades": 25, "/api/v3/aggTrades": 4, "/api/v3/ping": 1}
 DEFAULT_LIMIT = 500
@@ -246,8 +247,7 @@ class FakeBinanceRest:
         self._script: deque[Scripted] = deque()
         self._minute = int(clock() // 60)
         self._used = 0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackServer | None = None
 
     # --- state tests drive ---
 
@@ -323,16 +323,8 @@ class FakeBinanceRest:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="fake-binance-rest",
-            daemon=True,
-        )
-        self._thread.start()
+        self._server = LoopbackServer(Handler, "fake-binance-rest")
+        self.url = self._server.url
         return self
 
     def __exit__(
@@ -341,10 +333,8 @@ class FakeBinanceRest:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._server is not None and self._thread is not None
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        assert self._server is not None
+        self._server.stop()
 
     # --- answering ---
 

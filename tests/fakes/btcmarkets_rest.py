@@ -42,10 +42,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Self
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.loopback import LoopbackServer
 
 Side = tuple[tuple[str, str], ...]
 
@@ -217,8 +219,7 @@ class FakeBtcMarketsRest:
         self._script: deque[_Scripted] = deque()
         self._window = int(self._start // WINDOW_S)
         self._used = dict.fromkeys(self.limits, 0)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackServer | None = None
 
     # --- state tests drive ---
 
@@ -291,16 +292,8 @@ class FakeBtcMarketsRest:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="fake-btcmarkets-rest",
-            daemon=True,
-        )
-        self._thread.start()
+        self._server = LoopbackServer(Handler, "fake-btcmarkets-rest")
+        self.url = self._server.url
         return self
 
     def __exit__(
@@ -309,10 +302,8 @@ class FakeBtcMarketsRest:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._server is not None and self._thread is not None
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        assert self._server is not None
+        self._server.stop()
 
     # --- books (call with the lock held) ---
 

@@ -48,10 +48,12 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Literal, Self
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.loopback import LoopbackServer
 
 FaultKind = Literal["throttle", "server-error"]
 Schedule = Callable[[int], bool]
@@ -249,8 +251,7 @@ class FlakyAws:
         self._rules: list[_Rule] = []
         self._holds: dict[str, Hold] = {}
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackServer | None = None
 
     # --- what tests drive ---
 
@@ -318,16 +319,8 @@ class FlakyAws:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="flaky-aws",
-            daemon=True,
-        )
-        self._thread.start()
+        self._server = LoopbackServer(Handler, "flaky-aws")
+        self.url = self._server.url
         return self
 
     def __exit__(
@@ -340,10 +333,8 @@ class FlakyAws:
             holds = list(self._holds.values())
         for hold in holds:
             hold.release()
-        assert self._server is not None and self._thread is not None
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        assert self._server is not None
+        self._server.stop()
 
     # --- proxying ---
 

@@ -26,10 +26,10 @@ from flows.ingest_trades import ingest_trades
 from tasks.aws import dynamodb, s3, sqs
 from tasks.core.models import Interval
 from tasks.ingest import IngestReport
-from tests.builders import BASE_TIME, Trade, capture_trades, kline, reference_candles
+from tests.builders import BASE_TIME, Trade, capture_trades
 from tests.conftest import AwsEnv
 from tests.fakes.flaky_aws import FlakyAws, every, first, nth, server_error, throttle
-from tests.flows.test_ingest_trades import send_lines, stored
+from tests.flows.test_ingest_trades import assert_exact_candles, send_lines
 
 CAPTURES = ("spot_btcusdt_20240808.gz", "spot_ethusdt_20240809.gz")
 # tasks/aws/clients.py: standard mode, ``max_attempts=5`` retries after the first try.
@@ -57,17 +57,6 @@ def lake_lines(aws: AwsEnv) -> list[str]:
     for key in s3.list_keys(aws.clients.s3, bucket.name, bucket.raw_prefix + "/"):
         lines += gzip.decompress(s3.get(aws.clients.s3, bucket.name, key)).decode().splitlines()
     return lines
-
-
-def assert_exact_candles(aws: AwsEnv, trades: list[Trade]) -> None:
-    """Every 1m candle is the reference kline of its minute; no other minute has a candle."""
-    expected = reference_candles(trades)
-    for symbol in sorted({t.symbol for t in trades}):
-        got = stored(aws, symbol)
-        mine = {t: ref for (s, t), ref in expected.items() if s == symbol}
-        assert sorted(got) == sorted(mine), symbol
-        for minute, ref in mine.items():
-            assert kline(got[minute]) == kline(ref), (symbol, minute)
 
 
 def assert_queues_empty(aws: AwsEnv) -> None:

@@ -33,12 +33,11 @@ from tests.builders import capture_trades
 from tests.conftest import AwsEnv
 from tests.fakes.flaky_aws import FlakyAws
 from tests.faults.test_aws_faults import (
-    assert_exact_candles,
     assert_queues_empty,
     deliveries,
     lake_lines,
 )
-from tests.flows.test_ingest_trades import send_lines, stored
+from tests.flows.test_ingest_trades import assert_exact_candles, send_lines, stored
 
 ROOT = Path(__file__).resolve().parents[2]
 VISIBILITY_TIMEOUT_S = 10  # the smallest the settings allow: the wait this test cannot avoid

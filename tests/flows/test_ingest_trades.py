@@ -39,6 +39,17 @@ def stored(aws: AwsEnv, symbol: str) -> dict[int, dynamodb.Candle]:
     }
 
 
+def assert_exact_candles(aws: AwsEnv, trades: list[Trade]) -> None:
+    """Every 1m candle is the reference kline of its minute; no other minute has a candle."""
+    expected = reference_candles(trades)
+    for symbol in sorted({t.symbol for t in trades}):
+        got = stored(aws, symbol)
+        mine = {t: ref for (s, t), ref in expected.items() if s == symbol}
+        assert sorted(got) == sorted(mine), symbol
+        for minute, ref in mine.items():
+            assert kline(got[minute]) == kline(ref), (symbol, minute)
+
+
 def test_real_captures_shuffled_duplicated_and_split_give_exact_candles(
     aws: AwsEnv, prefect_harness: None, monkeypatch: object
 ) -> None:
