@@ -217,6 +217,16 @@ async def sample_until_replayed(
     return await asyncio.wait_for(running, 10)
 
 
+async def run_ticks(sampler: SpreadSampler, ticks: int, timeout_s: float = 30.0) -> SamplerStats:
+    """Run the sampler until it has ticked ``ticks`` times (however slow a loaded machine is)."""
+    running = asyncio.create_task(sampler.run())
+    deadline = time.monotonic() + timeout_s
+    while sampler.stats.ticks < ticks and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    sampler.stop()
+    return await asyncio.wait_for(running, 10)
+
+
 # --- end to end ----------------------------------------------------------------------------------
 
 
@@ -336,14 +346,14 @@ def test_a_failed_btcmarkets_fetch_skips_only_that_market(
         with BtcMarketsRest(fake.url, max_attempts=1) as client:
             btcm = BtcmBooks(["BTC-AUD", "ETH-AUD"], client)
             sampler = SpreadSampler(settings, sink, binance=None, btcm=btcm)
-            return await sampler.run(seconds=INTERVAL_S * 3.5)
+            return await run_ticks(sampler, 3)
 
     with FakeBtcMarketsRest() as fake:
         fake.fail_next(503, times=1)
         stats = asyncio.run(scenario(fake))
     received = drain(aws, url)
     # The first request got a 503 (no retry with max_attempts=1): one market missed one tick.
-    assert stats.ticks >= 2 and stats.missing == 1 and stats.samples == 2 * stats.ticks - 1
+    assert stats.ticks >= 3 and stats.missing == 1 and stats.samples == 2 * stats.ticks - 1
     assert [len(m) for m in received.messages] == [1] + [2] * (stats.ticks - 1)
     assert "book not fetched; no sample this tick" in caplog.text
 
