@@ -29,6 +29,7 @@ from tasks.ingest import (
     monotonic,
     now_ms,
     receive_batch,
+    touched_candles,
     upsert_candles,
     write_lake,
 )
@@ -74,9 +75,10 @@ def ingest_batch(ctx: IngestContext, batch: Batch) -> IngestReport:
     new, stored, keys = write_lake(ctx, parsed.trades)
     register_partitions(ctx, keys)
     written = upsert_candles(ctx, new, stored)
-    empty = fill_empty_candles(ctx, written)
+    touched = touched_candles(written, stored)
+    empty = fill_empty_candles(ctx, touched)
     mark_rollups_dirty(ctx, written, stored)
-    export_candles(ctx, candle_spans([*written, *empty]))
+    export_candles(ctx, candle_spans([*touched, *empty]))
     delete_messages(ctx, batch)
     seconds = monotonic() - began
     heartbeat(ctx, batch.messages, parsed.trades, seconds, now_ms())

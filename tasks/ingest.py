@@ -258,11 +258,25 @@ def upsert_candles(
                     exclude_known(in_candle(fresh, key), [existing] if existing else [])
                 )
                 if not again:
-                    return None  # another worker already counted every one of these trades
+                    # Every one of these trades is counted already: by this very write, whose
+                    # response was lost, by an earlier attempt of this task, or by another worker.
+                    # The stored candle is what this batch wrote, as far as the steps after care.
+                    return existing
                 part = again[0]
         raise ConflictError(f"gave up on {key} after {MAX_CONFLICT_RETRIES} conflicting writes")
 
     return [c for c in in_parallel(upsert, list(parts)) if c is not None]
+
+
+def touched_candles(written: list[Candle], stored: dict[CandleKey, Candle]) -> list[Candle]:
+    """The batch's minutes as stored now: ``written``, and the stored ones it held nothing new for.
+
+    After a crash between the candle writes and the steps that follow (empty fill, exports), the
+    redelivered batch writes nothing new; only the stored candles still name those minutes.
+    """
+    now = {(c.symbol, c.interval, c.open_time): c for c in stored.values()}
+    now.update({(c.symbol, c.interval, c.open_time): c for c in written})
+    return list(now.values())
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])

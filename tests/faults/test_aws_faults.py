@@ -213,13 +213,6 @@ def test_throttling_5xx_and_lost_responses_on_every_service_leave_candles_and_la
     assert_queues_empty(aws)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: upsert_candles returns only the candles its last attempt wrote. When a write's "
-    "response is lost (or a task retry follows a partly done attempt), the retried write fails its "
-    "version condition, the re-read finds the trades already counted and the minute is dropped "
-    "from `written`: its hour is neither marked for the rollup nor exported to the lake's candles",
-)
 def test_a_lost_candle_write_response_still_marks_and_exports_the_hour_of_the_minute(
     aws: AwsEnv, prefect_harness: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
