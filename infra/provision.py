@@ -79,7 +79,9 @@ def _alerts(clients: AwsClients, spec: ResourceSpec) -> tuple[str, str]:
     alerts = spec.alerts
     with translate("sns", "CreateTopic", alerts.topic):
         topic_arn = clients.sns.create_topic(Name=alerts.topic)["TopicArn"]
-    inbox_url = _queue(clients, alerts.inbox_queue, {"MessageRetentionPeriod": str(alerts.inbox_retention_s)})
+    inbox_url = _queue(
+        clients, alerts.inbox_queue, {"MessageRetentionPeriod": str(alerts.inbox_retention_s)}
+    )
     inbox_arn = clients.sqs.get_queue_attributes(QueueUrl=inbox_url, AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]

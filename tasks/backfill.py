@@ -29,11 +29,11 @@ from tasks.context import Store
 from tasks.core.candles import CandleKey, in_candle
 from tasks.core.gaps import Gap
 from tasks.core.keys import iso_time, partition_path
-from tasks.core.lake import LakeObject, trade_objects
 from tasks.core.models import Candle, Interval
 from tasks.core.rebuild import lake_trades, plan_rebuild
 from tasks.core.trades import PRICE
 from tasks.errors import ConflictError
+from tasks.lake_writes import write_once
 
 RATE_LIMIT = "binance-rest-weight"
 MAX_CONFLICT_RETRIES = 20
@@ -129,14 +129,7 @@ def write_trades(ctx: Store, trades: pl.DataFrame) -> list[str]:
     """Write fetched trades to the lake exactly as the ingest writes live ones; returns the keys."""
     if trades.height == 0:
         return []
-    bucket = ctx.spec.bucket
-    objects = trade_objects(trades, bucket.raw_prefix, bucket.trades_prefix)
-
-    def put(obj: LakeObject) -> str:
-        s3.put(ctx.clients.s3, bucket.name, obj.key, obj.body, obj.content_type)
-        return obj.key
-
-    return in_parallel(put, objects)
+    return write_once(ctx.clients, ctx.spec.bucket, trades)
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])

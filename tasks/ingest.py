@@ -23,7 +23,7 @@ from tasks.core.candles import (
 )
 from tasks.core.contract import CONTENT_ENCODING, decode_body
 from tasks.core.expectations import trade_suite
-from tasks.core.lake import partition_objects, partitions, quarantine_object
+from tasks.core.lake import quarantine_object
 from tasks.core.models import Candle
 from tasks.core.trades import (
     Reject,
@@ -33,6 +33,7 @@ from tasks.core.trades import (
     typed_trades,
 )
 from tasks.errors import ConflictError, DecodeError
+from tasks.lake_writes import write_once
 from tasks.settings import Settings
 from tasks.validate import validate_trades, warm_up
 
@@ -227,15 +228,7 @@ def write_lake(
     """Write trades no stored candle holds yet to the lake; returns them, the stored candles, keys."""
     stored = dynamodb.get_candles(ctx.clients.dynamodb, ctx.spec.table.name, candle_keys(trades))
     new = exclude_known(trades, stored.values())
-    bucket = ctx.spec.bucket
-
-    def write(part: pl.DataFrame) -> list[str]:
-        objects = partition_objects(part, bucket.raw_prefix, bucket.trades_prefix)
-        for obj in objects:
-            s3.put(ctx.clients.s3, bucket.name, obj.key, obj.body, obj.content_type)
-        return [obj.key for obj in objects]
-
-    return new, stored, [k for keys in in_parallel(write, partitions(new)) for k in keys]
+    return new, stored, write_once(ctx.clients, ctx.spec.bucket, new)
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])

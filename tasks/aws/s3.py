@@ -21,9 +21,15 @@ def get(client: S3Client, bucket: str, key: str) -> bytes:
         return client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
-def list_keys(client: S3Client, bucket: str, prefix: str) -> Iterator[str]:
+def list_keys(client: S3Client, bucket: str, prefix: str, start_after: str = "") -> Iterator[str]:
+    """The keys under ``prefix`` in name order; only those after ``start_after`` when given."""
     paginator = client.get_paginator("list_objects_v2")
     with translate("s3", "ListObjectsV2", f"s3://{bucket}/{prefix}"):
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        pages = (
+            paginator.paginate(Bucket=bucket, Prefix=prefix, StartAfter=start_after)
+            if start_after
+            else paginator.paginate(Bucket=bucket, Prefix=prefix)
+        )
+        for page in pages:
             for obj in page.get("Contents", []):
                 yield obj["Key"]

@@ -57,6 +57,12 @@ def partition_path(symbol: str, time_ms: int) -> str:
     return f"symbol={symbol}/date={moment:%Y-%m-%d}/hour={moment:%H}"
 
 
+# Lake object names start with the last trade id, zero-padded to this width, then the first: sorted
+# by name they are sorted by last id, so one listing that starts after a batch's first id finds
+# every object that may hold one of its trades (``lake_scan``). int64 ids have at most 19 digits.
+ID_WIDTH = 20
+
+
 def lake_key(
     prefix: str,
     symbol: str,
@@ -66,8 +72,30 @@ def lake_key(
     digest: str,
     ext: str,
 ) -> str:
-    """Key of one lake object: partition, the trade-id span it holds and a digest of its content."""
-    return f"{prefix}/{partition_path(symbol, time_ms)}/{first_id}-{last_id}-{digest}.{ext}"
+    """Key of one lake object: partition, the trade-id span it holds and a digest of its content.
+
+    ``raw/trades/symbol=BTCUSDT/date=2024-08-08/hour=23/<last>-<first>-<digest>.ndjson.gz``
+    """
+    name = f"{last_id:0{ID_WIDTH}d}-{first_id:0{ID_WIDTH}d}-{digest}.{ext}"
+    return f"{prefix}/{partition_path(symbol, time_ms)}/{name}"
+
+
+def lake_span(key: str) -> tuple[int, int] | None:
+    """The ``(first_id, last_id)`` a lake key names, or None for a key not named by ``lake_key``."""
+    last, _, rest = key.rpartition("/")[2].partition("-")
+    first = rest.partition("-")[0]
+    if len(last) != ID_WIDTH or len(first) != ID_WIDTH or not (last + first).isdigit():
+        return None
+    return int(first), int(last)
+
+
+def lake_scan(prefix: str, symbol: str, time_ms: int, first_id: int) -> tuple[str, str]:
+    """``(Prefix, StartAfter)`` of the listing that finds the partition's objects whose last
+    trade id is ``first_id`` or more: the only ones that can hold a trade from ``first_id`` on."""
+    folder = f"{prefix}/{partition_path(symbol, time_ms)}/"
+    if first_id <= 0:
+        return folder, folder
+    return folder, f"{folder}{first_id - 1:0{ID_WIDTH}d}-{'9' * ID_WIDTH}"
 
 
 def quarantine_key(prefix: str, received_ms: int, digest: str) -> str:

@@ -1,22 +1,28 @@
 """The lake's objects, built in memory from accepted trades: raw NDJSON and Parquet per partition.
 
 Keys name the partition (``symbol=/date=/hour=``), the trade-id span and a digest of the content, so
-writing the same trades again rewrites the same objects.
+writing the same trades again rewrites the same objects. Trades already written under other keys (a
+batch redelivered after a crash, grouped differently) are found by ``overlapping`` and
+``object_trade_ids`` and left out by the writer (``tasks.lake_writes``).
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import polars as pl
 
-from tasks.core.keys import lake_key, quarantine_key
-from tasks.core.trades import QUOTE, Reject
+from tasks.core.keys import lake_key, lake_span, quarantine_key
+from tasks.core.trades import QUOTE, Reject, decode_lines, lines_frame
 
+NDJSON = "application/x-ndjson"
+PARQUET = "application/vnd.apache.parquet"
 PARQUET_SCHEMA_NOTE = "symbol/date/hour are Hive partition columns, not stored in the files"
 _SLICE_LINES = 20_000  # lines joined, hashed and compressed at a time
 
@@ -51,6 +57,12 @@ def parquet_frame(trades: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _text_slices(lines: pl.Series) -> Iterator[bytes]:
+    """The NDJSON text of ``lines`` (each ended by a newline) as UTF-8, a slice of lines at a time."""
+    for start in range(0, lines.len(), _SLICE_LINES):
+        yield (lines.slice(start, _SLICE_LINES).str.join("\n").item() + "\n").encode("utf-8")
+
+
 def _ndjson(lines: pl.Series) -> tuple[bytes, str]:
     """The lines as gzipped NDJSON and the digest of the NDJSON text, built a slice at a time.
 
@@ -60,12 +72,18 @@ def _ndjson(lines: pl.Series) -> tuple[bytes, str]:
     digest = hashlib.sha256()
     deflate = zlib.compressobj(5, zlib.DEFLATED, 31)  # wbits 31: gzip framing, mtime 0
     parts: list[bytes] = []
-    for start in range(0, lines.len(), _SLICE_LINES):
-        text = (lines.slice(start, _SLICE_LINES).str.join("\n").item() + "\n").encode("utf-8")
+    for text in _text_slices(lines):
         digest.update(text)
         parts.append(deflate.compress(text))
     parts.append(deflate.flush())
     return b"".join(parts), digest.hexdigest()[:16]
+
+
+def _lines_digest(lines: pl.Series) -> str:
+    digest = hashlib.sha256()
+    for text in _text_slices(lines):
+        digest.update(text)
+    return digest.hexdigest()[:16]
 
 
 def partitions(trades: pl.DataFrame) -> list[pl.DataFrame]:
@@ -78,21 +96,46 @@ def partitions(trades: pl.DataFrame) -> list[pl.DataFrame]:
     ]
 
 
-def partition_objects(part: pl.DataFrame, raw_prefix: str, parquet_prefix: str) -> list[LakeObject]:
-    """Raw NDJSON (the exact payload lines, gzipped) and Parquet of one partition's trades."""
+def _span(part: pl.DataFrame) -> tuple[str, int, int, int]:
+    ids = part.get_column("trade_id")
+    return str(part["symbol"][0]), int(part["hour"][0]), int(ids[0]), int(ids[-1])
+
+
+def raw_object(part: pl.DataFrame, prefix: str) -> LakeObject:
+    """The exact payload lines of one partition's trades (sorted by id), gzipped NDJSON."""
     ndjson, digest = _ndjson(part.get_column("raw"))
+    return LakeObject(lake_key(prefix, *_span(part), digest, "ndjson.gz"), ndjson, NDJSON)
+
+
+def parquet_object(part: pl.DataFrame, prefix: str) -> LakeObject:
+    """One partition's trades (sorted by id) as Parquet, named as their raw object is."""
     buffer = io.BytesIO()
     parquet_frame(part).write_parquet(buffer, compression="zstd", statistics=True)
-    first, last = int(part["trade_id"][0]), int(part["trade_id"][-1])
-    args = (str(part["symbol"][0]), int(part["hour"][0]), first, last, digest)
+    key = lake_key(prefix, *_span(part), _lines_digest(part.get_column("raw")), "parquet")
+    return LakeObject(key, buffer.getvalue(), PARQUET)
+
+
+def partition_objects(part: pl.DataFrame, raw_prefix: str, parquet_prefix: str) -> list[LakeObject]:
+    """Raw NDJSON (the exact payload lines, gzipped) and Parquet of one partition's trades."""
+    return [raw_object(part, raw_prefix), parquet_object(part, parquet_prefix)]
+
+
+def overlapping(keys: Iterable[str], first_id: int, last_id: int) -> list[str]:
+    """The lake keys whose trade-id span meets ``first_id..last_id`` (others' names say they
+    cannot hold one of those trades)."""
+    spans = ((k, lake_span(k)) for k in keys)
     return [
-        LakeObject(lake_key(raw_prefix, *args, "ndjson.gz"), ndjson, "application/x-ndjson"),
-        LakeObject(
-            lake_key(parquet_prefix, *args, "parquet"),
-            buffer.getvalue(),
-            "application/vnd.apache.parquet",
-        ),
+        k for k, span in spans if span is not None and span[0] <= last_id and span[1] >= first_id
     ]
+
+
+def object_trade_ids(key: str, body: bytes) -> pl.Series:
+    """The trade ids a lake object holds, read from its Parquet or from its raw lines."""
+    if key.endswith(".parquet"):
+        return pl.read_parquet(io.BytesIO(body), columns=["trade_id"]).get_column("trade_id")
+    text = gzip.decompress(body) if key.endswith(".gz") else body
+    rows, _ = decode_lines(lines_frame([(key, 0, text)]))
+    return rows.get_column("t").cast(pl.Int64).alias("trade_id")
 
 
 def trade_objects(trades: pl.DataFrame, raw_prefix: str, parquet_prefix: str) -> list[LakeObject]:
@@ -118,5 +161,5 @@ def quarantine_object(rejects: list[Reject], received_ms: int, prefix: str) -> L
     return LakeObject(
         quarantine_key(prefix, received_ms, _digest(rows)),
         ("\n".join(rows) + "\n").encode("utf-8"),
-        "application/x-ndjson",
+        NDJSON,
     )

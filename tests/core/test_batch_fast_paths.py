@@ -75,8 +75,8 @@ def test_lake_objects_are_one_shot_gzip_of_the_lines_and_their_digest(
     text = ("\n".join(raw) + "\n").encode()
     assert ndjson.body == gzip.compress(text, compresslevel=5, mtime=0)
     digest = hashlib.sha256(text).hexdigest()[:16]
-    assert ndjson.key.endswith(f"/1-22-{digest}.ndjson.gz")
-    assert parquet.key.endswith(f"/1-22-{digest}.parquet")
+    name = f"{22:020d}-{1:020d}-{digest}"
+    assert ndjson.key.endswith(f"/{name}.ndjson.gz") and parquet.key.endswith(f"/{name}.parquet")
 
 
 @st.composite

@@ -1,10 +1,11 @@
 """A worker killed mid-batch (SIGKILL), then restarted: the redelivered batch is counted once.
 
 ``candleflow ingest --once`` runs as a real process with boto3 pointed at ``FlakyAws``. The proxy
-holds the worker's first ``DeleteMessageBatch``: by then the batch is in the lake and the candles
-table. The worker is killed there, the delete never reaches SQS, and once the visibility timeout
-has passed ``ingest --once`` runs again, in this process (a second cold start would cost ~15 s of
-CPU), with another batch size, so the redelivered messages are grouped differently.
+holds every request of one operation: ``DeleteMessageBatch`` (the batch is in the lake and the
+candles table by then) or ``UpdateItem`` (the batch is in the lake, no candle holds it yet). The
+worker is killed there, nothing it sent after reaches AWS, and once the visibility timeout has
+passed ``ingest --once`` runs again, in this process (a second cold start would cost ~15 s of CPU),
+with another batch size, so the redelivered messages are grouped differently.
 """
 
 from __future__ import annotations
@@ -100,7 +101,13 @@ def wait_until_redeliverable(aws: AwsEnv) -> None:
         time.sleep(0.1)
 
 
-def test_a_worker_killed_after_its_writes_and_before_its_delete_leaves_everything_counted_once(
+@pytest.mark.parametrize(
+    "held",
+    ["sqs:DeleteMessageBatch", "dynamodb:UpdateItem"],
+    ids=["after-all-writes", "between-lake-and-candles"],
+)
+def test_a_worker_killed_mid_batch_leaves_everything_counted_and_stored_once(
+    held: str,
     moto_endpoint: str,
     prefect_harness: None,
     monkeypatch: pytest.MonkeyPatch,
@@ -114,22 +121,23 @@ def test_a_worker_killed_after_its_writes_and_before_its_delete_leaves_everythin
     distinct = {t.line() for t in trades}
 
     with FlakyAws(moto_endpoint) as proxy:
-        deletes = proxy.hold("sqs:DeleteMessageBatch")
+        hold = proxy.hold(held)
         log = tmp_path / "killed-worker.log"
         worker = start_ingest(aws, proxy.url, log)
         try:
-            wait_for(deletes.arrived, worker, log)
-            # Everything of the first batch is durable: its trades in the lake and in candles.
+            wait_for(hold.arrived, worker, log)
+            # The first batch's trades are in the lake; in candles too if the delete was held.
             before = lake_lines(aws)
             assert before and len(before) < len(distinct)
-            assert sum(c.trade_count for c in stored(aws, "BTCUSDT").values()) == len(before)
+            counted = sum(c.trade_count for c in stored(aws, "BTCUSDT").values())
+            assert counted == (len(before) if held.startswith("sqs:") else 0)
             worker.send_signal(signal.SIGKILL)
             assert worker.wait(timeout=30) == -signal.SIGKILL
         finally:
             worker.kill()
             worker.wait()
-        deletes.release()  # dropped: the worker that sent it is gone, SQS never sees it
-        assert proxy.forwarded["sqs:DeleteMessageBatch"] == 0
+        hold.release()  # dropped: the worker that sent it is gone, AWS never sees it
+        assert proxy.forwarded[held] == 0
 
     # The restarted worker (here in-process: a cold start costs ~15 s of CPU) drains the queue
     # once SQS redelivers, with another batch size: the messages are grouped differently. It
@@ -148,9 +156,9 @@ def test_a_worker_killed_after_its_writes_and_before_its_delete_leaves_everythin
     summary = SUMMARY.search(out)
     assert summary is not None, out
     assert int(summary["messages"]) == len(bodies)
-    assert int(summary["new"]) == len(distinct) - len(before)
+    assert int(summary["new"]) == len(distinct) - counted
     assert_exact_candles(aws, trades)
-    # Redelivered, the first batch's trades were not written to the lake again.
+    # Redelivered and regrouped, the first batch's trades were not written to the lake again.
     lines = lake_lines(aws)
     assert sorted(lines) == sorted(distinct), (len(lines), len(set(lines)), len(distinct))
     assert_queues_empty(aws)
