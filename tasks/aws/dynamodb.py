@@ -122,11 +122,27 @@ def get_candles(
 def put_candle(client: DynamoDBClient, table: str, candle: Candle) -> Candle:
     """Write ``candle`` if the stored item still has ``candle.version``; returns it with its new version.
 
-    An UpdateItem of the kline's own attributes: whatever else the item holds (spread columns written
-    apart from the kline) stays as it is.
+    A kline not stored yet (version 0) is put whole, on the condition that no item exists: one cheap
+    PutItem (moto spends ~4 ms of CPU on it against ~24 ms for the UpdateItem below). Otherwise, or
+    when the item exists already with spread columns only, an UpdateItem of the kline's own
+    attributes: whatever else the item holds (spread columns written apart) stays as it is.
     """
     new_version = candle.version + 1
     item = to_item(candle, new_version)
+    if candle.version == 0:
+        try:
+            with translate("dynamodb", "PutItem", f"table {table!r}"):
+                client.put_item(
+                    TableName=table,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(marketid)",
+                )
+            return candle.with_version(new_version)
+        except Exception as exc:
+            if not condition_failed(exc):
+                raise
+            # An item is there: spread columns only (the update below keeps them), or a kline
+            # another writer stored meanwhile (the update's condition fails: a conflict).
     fields = [k for k in item if k not in ("marketid", "timestamp")]
     names = {f"#a{i}": name for i, name in enumerate(fields)}
     values: dict[str, Any] = {f":a{i}": item[name] for i, name in enumerate(fields)}

@@ -140,7 +140,7 @@ def schedule_faults(proxy: FlakyAws) -> None:
     """
     # Refused before AWS saw them, more times than botocore tries: Prefect's task retry recovers.
     exhaust = first(BOTOCORE_ATTEMPTS)
-    proxy.inject("dynamodb:UpdateItem", server_error("dynamodb", 503), exhaust, match=EXHAUSTED_KEY)
+    proxy.inject("dynamodb:PutItem", server_error("dynamodb", 503), exhaust, match=EXHAUSTED_KEY)
     proxy.inject("sqs:DeleteMessageBatch", server_error("sqs", 503), exhaust)
     # Absorbed by botocore's retries.
     proxy.inject("sqs:ReceiveMessage", throttle("sqs"), nth(2))
@@ -148,7 +148,9 @@ def schedule_faults(proxy: FlakyAws) -> None:
     proxy.inject("sqs:DeleteMessageBatch", throttle("sqs"), nth(2))
     proxy.inject("s3:PutObject", throttle("s3"), nth(4))
     proxy.inject("s3:PutObject", server_error("s3"), every(6))
-    proxy.inject("dynamodb:UpdateItem", throttle("dynamodb"), nth(9))
+    proxy.inject("dynamodb:PutItem", throttle("dynamodb"), nth(5))  # a minute's first kline
+    proxy.inject("dynamodb:PutItem", server_error("dynamodb"), every(8))
+    proxy.inject("dynamodb:UpdateItem", throttle("dynamodb"), nth(9))  # later trades of a minute
     proxy.inject("dynamodb:UpdateItem", server_error("dynamodb"), every(8))
     proxy.inject("dynamodb:BatchGetItem", throttle("dynamodb"), nth(2))
     proxy.inject("dynamodb:BatchGetItem", server_error("dynamodb"), nth(1, 4))
@@ -158,6 +160,7 @@ def schedule_faults(proxy: FlakyAws) -> None:
     # Lost responses: AWS applied the write, the client hears a 500 and writes again.
     proxy.inject("sqs:DeleteMessageBatch", server_error("sqs"), nth(2), lost=True)
     proxy.inject("s3:PutObject", server_error("s3"), every(7), lost=True)
+    proxy.inject("dynamodb:PutItem", server_error("dynamodb"), every(7), lost=True)
     proxy.inject("dynamodb:UpdateItem", server_error("dynamodb"), every(7), lost=True)
     proxy.inject("glue:BatchCreatePartition", server_error("glue"), nth(2), lost=True)
 
@@ -182,6 +185,7 @@ def test_throttling_5xx_and_lost_responses_on_every_service_leave_candles_and_la
         "sqs:ReceiveMessage",
         "sqs:DeleteMessageBatch",
         "s3:PutObject",
+        "dynamodb:PutItem",
         "dynamodb:UpdateItem",
         "dynamodb:BatchGetItem",
         "glue:BatchCreatePartition",
@@ -192,6 +196,7 @@ def test_throttling_5xx_and_lost_responses_on_every_service_leave_candles_and_la
     for operation in (
         "sqs:DeleteMessageBatch",
         "s3:PutObject",
+        "dynamodb:PutItem",
         "dynamodb:UpdateItem",
         "glue:BatchCreatePartition",
     ):
@@ -227,7 +232,7 @@ def test_a_lost_candle_write_response_still_marks_and_exports_the_hour_of_the_mi
         # DynamoDB applies the write of 2024-08-09T00:00; the worker hears a 500.
         match = ("BTCUSDT_1m", "2024-08-09T00:00:00Z")
         proxy.inject(
-            "dynamodb:UpdateItem", server_error("dynamodb"), first(1), lost=True, match=match
+            "dynamodb:PutItem", server_error("dynamodb"), first(1), lost=True, match=match
         )
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         monkeypatch.setenv("CANDLEFLOW_PREFIX", aws.settings.prefix)

@@ -2,7 +2,7 @@
 
 ``candleflow ingest --once`` runs as a real process with boto3 pointed at ``FlakyAws``. The proxy
 holds every request of one operation: ``DeleteMessageBatch`` (the batch is in the lake and the
-candles table by then) or ``UpdateItem`` (the batch is in the lake, no candle holds it yet). The
+candles table by then) or ``PutItem`` (the first write of a kline: the batch is in the lake, no candle holds it yet). The
 worker is killed there, nothing it sent after reaches AWS, and once the visibility timeout has
 passed ``ingest --once`` runs again, in this process (a second cold start would cost ~15 s of CPU),
 with another batch size, so the redelivered messages are grouped differently.
@@ -103,7 +103,7 @@ def wait_until_redeliverable(aws: AwsEnv) -> None:
 
 @pytest.mark.parametrize(
     "held",
-    ["sqs:DeleteMessageBatch", "dynamodb:UpdateItem"],
+    ["sqs:DeleteMessageBatch", "dynamodb:PutItem"],
     ids=["after-all-writes", "between-lake-and-candles"],
 )
 def test_a_worker_killed_mid_batch_leaves_everything_counted_and_stored_once(
