@@ -231,9 +231,7 @@ def test_a_lost_candle_write_response_still_marks_and_exports_the_hour_of_the_mi
     with FlakyAws(aws.endpoint) as proxy:
         # DynamoDB applies the write of 2024-08-09T00:00; the worker hears a 500.
         match = ("BTCUSDT_1m", "2024-08-09T00:00:00Z")
-        proxy.inject(
-            "dynamodb:PutItem", server_error("dynamodb"), first(1), lost=True, match=match
-        )
+        proxy.inject("dynamodb:PutItem", server_error("dynamodb"), first(1), lost=True, match=match)
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         monkeypatch.setenv("CANDLEFLOW_PREFIX", aws.settings.prefix)
         report = ingest_trades(until_empty=True)
