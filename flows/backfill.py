@@ -88,7 +88,8 @@ def backfill(
     for symbol in chosen:
         report = rebuild_candles(ctx, symbol, lo, hi, read_lake(ctx, symbol, lo, hi))
         if report.written:
-            changed += [*report.written, *fill_empty_candles(ctx, list(report.written))]
+            empty = fill_empty_candles(ctx, list(report.written), report.known)
+            changed += [*report.written, *empty]
             mark_rollups_dirty(ctx, list(report.written), {})
         rebuilt[symbol], written[symbol] = report.minutes, len(report.written)
         recheck_gaps(ctx, symbol, now_ms())

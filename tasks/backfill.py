@@ -24,7 +24,7 @@ from prefect.exceptions import ObjectNotFound
 
 from tasks.aws import dynamodb, s3
 from tasks.binance_rest import BinanceBanned, BinanceRest
-from tasks.candle_writes import in_parallel
+from tasks.candle_writes import KnownMinutes, in_parallel
 from tasks.context import Store
 from tasks.core.candles import CandleKey, in_candle
 from tasks.core.gaps import Gap
@@ -46,6 +46,7 @@ class RebuildReport:
     unchanged: int = 0
     written: tuple[Candle, ...] = field(default=())
     lake_lacks: tuple[CandleKey, ...] = field(default=())
+    known: KnownMinutes | None = None  # every 1m candle of the window as stored after the rebuild
 
 
 def _not_banned(task: object, task_run: object, state: object) -> bool:
@@ -209,9 +210,11 @@ def rebuild_candles(
             len(plan.lake_lacks),
             iso_time(plan.lake_lacks[0][2]),
         )
+    after = {c.open_time: c for c in [*stored.values(), *written]}
     return RebuildReport(
         len(plan.writes) + plan.unchanged,
         plan.unchanged,
         tuple(written),
         tuple(plan.lake_lacks),
+        KnownMinutes(symbol, start_ms, end_ms, tuple(after.values())),
     )

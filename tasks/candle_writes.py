@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TypeVar
 
 from prefect import get_run_logger, task
@@ -36,8 +37,31 @@ def in_parallel(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         return list(pool.map(fn, items))
 
 
+@dataclass(frozen=True)
+class KnownMinutes:
+    """Every stored 1m candle of ``symbol`` from ``start_ms`` to ``end_ms`` (a minute not in
+    ``candles`` has none), as a step that just read and wrote them knows them: the empty fill then
+    needs no second read of the window. Its writes stay conditional, so a candle another writer
+    changed meanwhile is left to that writer, as with a read."""
+
+    symbol: str
+    start_ms: int
+    end_ms: int
+    candles: tuple[Candle, ...]
+
+    def between(self, symbol: str, lo: int, hi: int) -> list[Candle] | None:
+        """The candles from ``lo`` to ``hi`` in time order, or None when this does not cover them."""
+        if symbol != self.symbol or lo < self.start_ms or hi > self.end_ms:
+            return None
+        return sorted(
+            (c for c in self.candles if lo <= c.open_time <= hi), key=lambda c: c.open_time
+        )
+
+
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
-def fill_empty_candles(ctx: Store, written: list[Candle]) -> list[Candle]:
+def fill_empty_candles(
+    ctx: Store, written: list[Candle], known: KnownMinutes | None = None
+) -> list[Candle]:
     """Write Binance's empty klines for minutes without trades between traded ones; returns them."""
     logger = get_run_logger()
     client, table = ctx.clients.dynamodb, ctx.spec.table.name
@@ -57,9 +81,14 @@ def fill_empty_candles(ctx: Store, written: list[Candle]) -> list[Candle]:
                 limit=1,
             )
         )
-        window += dynamodb.query_candles(client, table, symbol, Interval.M1, lo, hi)
+        inside = known.between(symbol, lo, hi) if known is not None else None
+        if inside is None:
+            inside = list(dynamodb.query_candles(client, table, symbol, Interval.M1, lo, hi))
+        window += inside
+        # Small pages: usually the next minute ends the walk (after a backfilled day, a whole 1 MB
+        # page of later minutes would be read for nothing).
         for candle in dynamodb.query_candles(
-            client, table, symbol, Interval.M1, start_ms=hi + Interval.M1.ms
+            client, table, symbol, Interval.M1, start_ms=hi + Interval.M1.ms, page=10
         ):
             window.append(candle)
             if not candle.is_empty or len(window) > limit + 2:

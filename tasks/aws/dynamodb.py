@@ -183,8 +183,12 @@ def query_candles(
     *,
     descending: bool = False,
     limit: int | None = None,
+    page: int | None = None,
 ) -> Iterator[Candle]:
-    """Candles of one market with ``start_ms <= open_time <= end_ms``, in time order, paginated."""
+    """Candles of one market with ``start_ms <= open_time <= end_ms``, in time order, paginated.
+
+    ``page`` items per request (DynamoDB's 1 MB page otherwise): for callers that stop early.
+    """
     condition = "marketid = :m"
     values: dict[str, Any] = {":m": {"S": market_id(symbol, interval)}}
     if start_ms is not None and end_ms is not None:
@@ -208,7 +212,9 @@ def query_candles(
     returned = 0
     while True:
         if limit is not None:
-            kwargs["Limit"] = min(1000, limit - returned)
+            kwargs["Limit"] = min(1000, limit - returned, page or 1000)
+        elif page is not None:
+            kwargs["Limit"] = page
         with translate("dynamodb", "Query", f"table {table!r}"):
             response = client.query(**kwargs)
         for item in response.get("Items", []):
