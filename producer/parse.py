@@ -20,7 +20,10 @@ import json
 import re
 from dataclasses import dataclass
 
+from tasks.core.models import to_ms
 from tasks.errors import CandleflowError
+
+MAX_INT = 10**18  # ids and times are Int64 downstream
 
 TRADE_STREAM_SUFFIX = "@trade"
 
@@ -160,7 +163,11 @@ def _trade(stream: str, data: object, line: str) -> TradeFrame:
     if not isinstance(symbol, str) or trade_stream(symbol) != stream:
         raise MalformedFrame(f"{stream} trade names symbol {symbol!r}: {line[:200]!r}")
     ints = {k: data.get(k) for k in ("t", "E", "T")}
-    bad = [k for k, v in ints.items() if not isinstance(v, int) or isinstance(v, bool) or v < 0]
+    bad = [
+        k
+        for k, v in ints.items()
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < MAX_INT
+    ]
     bad += [k for k in ("p", "q") if not _is_decimal(data.get(k))]
     bad += [k for k in ("m",) if not isinstance(data.get(k), bool)]
     if bad:
@@ -169,8 +176,8 @@ def _trade(stream: str, data: object, line: str) -> TradeFrame:
         line=line.encode("utf-8"),
         symbol=symbol,
         trade_id=int(data["t"]),
-        trade_time_ms=int(data["T"]),
-        event_time_ms=int(data["E"]),
+        trade_time_ms=to_ms(int(data["T"])),
+        event_time_ms=to_ms(int(data["E"])),
     )
 
 

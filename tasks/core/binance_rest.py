@@ -40,7 +40,8 @@ from typing import Any
 
 import polars as pl
 
-from tasks.core.trades import MICROS_THRESHOLD, PRICE, TRADES_SCHEMA
+from tasks.core.models import MICROS_THRESHOLD
+from tasks.core.trades import PRICE, TRADES_SCHEMA
 from tasks.errors import DecodeError
 
 PING_PATH = "/api/v3/ping"
@@ -59,8 +60,9 @@ DEPTH_WEIGHTS: tuple[tuple[int, int], ...] = ((100, 5), (500, 25), (1000, 50), (
 REQUEST_WEIGHT_PER_MINUTE = 6000  # the spot REQUEST_WEIGHT limit per IP (exchangeInfo rateLimits)
 USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 
-# A decimal string as Binance prints prices and quantities: digits, at most 8 places (the lake's scale).
-_DECIMAL_TEXT = re.compile(r"[0-9]{1,30}(\.[0-9]{1,8})?")
+# A decimal string as Binance prints prices and quantities: digits, at most 8 places (the lake's
+# scale), below 10^11 (so price * quantity fits the lake's quote column; see tasks.core.expectations).
+_DECIMAL_TEXT = re.compile(r"[0-9]{1,11}(\.[0-9]{1,8})?")
 _FIELDS: tuple[tuple[str, type], ...] = (
     ("id", int),
     ("price", str),
@@ -174,7 +176,8 @@ def _check_trade(symbol: str, trade: dict[str, Any]) -> None:
             raise _decode_error(
                 symbol,
                 trade,
-                f"field '{field}' must be a decimal string > 0 with at most 8 places, got {text!r}",
+                f"field '{field}' must be a decimal string > 0, below 10^11, with at most 8 places, "
+                f"got {text!r}",
             )
     if not 0 <= trade["id"] <= _INT64_MAX:
         raise _decode_error(symbol, trade, "field 'id' must be a trade id within 0..2**63-1")

@@ -9,8 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-DECIMAL_TEXT = r"^[0-9]{1,29}(?:\.[0-9]{1,8})?$"
-INTEGER_TEXT = r"^[0-9]{1,19}$"
+# The lake holds prices and quantities as Decimal(38, 8) and their product, the quote quantity, as
+# Decimal(38, 16), which has 22 integer digits: below 10^11 each, every product fits. A line beyond
+# the schema is rejected here with its reason rather than failing the whole batch later.
+DECIMAL_TEXT = r"^[0-9]{1,11}(?:\.[0-9]{1,8})?$"
+# Trade ids and times are Int64: 18 digits always fit.
+INTEGER_TEXT = r"^[0-9]{1,18}$"
 POSITIVE_TEXT = r"[1-9]"
 
 # Columns as great-expectations sees them: it matches column names case-insensitively, so Binance's
@@ -62,7 +66,7 @@ def trade_suite(symbols: list[str], earliest_ms: int, latest_ms: int) -> list[Ex
             ExpectationSpec(
                 "ExpectColumnValuesToMatchRegex",
                 {"column": COLUMNS[c], "regex": INTEGER_TEXT},
-                f"field {c!r} is not a non-negative integer",
+                f"field {c!r} is not a non-negative integer of at most 18 digits",
             )
             for c in ("t", "T", "E")
         ],
@@ -70,7 +74,7 @@ def trade_suite(symbols: list[str], earliest_ms: int, latest_ms: int) -> list[Ex
             ExpectationSpec(
                 "ExpectColumnValuesToMatchRegex",
                 {"column": COLUMNS[c], "regex": DECIMAL_TEXT},
-                f"field {c!r} is not a decimal with at most 8 places",
+                f"field {c!r} is not a decimal below 10^11 with at most 8 places",
             )
             for c in ("p", "q")
         ],

@@ -14,6 +14,15 @@ from decimal import Decimal
 ZERO = Decimal(0)
 
 
+# Binance times (trade T, event E) at or above this are microseconds (Binance spot since 2025).
+MICROS_THRESHOLD = 10**14
+
+
+def to_ms(time: int) -> int:
+    """A Binance time in ms, given in ms or in µs."""
+    return time // 1000 if time >= MICROS_THRESHOLD else time
+
+
 class Interval(enum.Enum):
     """A candle interval; the value is its name in DynamoDB keys (``BTCUSDT_1m``)."""
 

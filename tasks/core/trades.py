@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from tasks.core.models import MICROS_THRESHOLD
+
 FIELDS = ("e", "E", "s", "t", "p", "q", "T", "m")
 _STRUCT = pl.Struct({k: pl.String for k in FIELDS})
 # str.json_decode needs ~2 KB per row while it runs; decoding in slices bounds that, and is faster.
@@ -22,7 +24,6 @@ _DECODE_ROWS = 10_000
 
 PRICE = pl.Decimal(38, 8)
 QUOTE = pl.Decimal(38, 16)
-MICROS_THRESHOLD = 10**14  # trade times at or above this are microseconds (Binance spot since 2025)
 
 LINES_SCHEMA = {"message_id": pl.String, "sent_ms": pl.Int64, "raw": pl.String}
 # A blank line as Python's str.isspace() sees it: Unicode White_Space plus the \x1c-\x1f separators.

@@ -341,7 +341,9 @@ def test_a_failed_btcmarkets_fetch_skips_only_that_market(
     url = samples_queue(aws)
 
     async def scenario(fake: FakeBtcMarketsRest) -> SamplerStats:
-        settings = quick(aws.settings)
+        # A fetch gets one tick to answer: 1 s, so only the injected 503 (not a loaded machine)
+        # makes a market miss one.
+        settings = quick(aws.settings).model_copy(update={"spread_sample_interval_s": 1.0})
         sink = SqsSink(aws.clients.sqs, url, queue_max=100)
         with BtcMarketsRest(fake.url, max_attempts=1) as client:
             btcm = BtcmBooks(["BTC-AUD", "ETH-AUD"], client)
