@@ -27,7 +27,7 @@ from flows.ingest_trades import ingest_trades
 from tasks.aws import s3, sqs, status_records
 from tasks.core.contract import CONTENT_ENCODING, GZIP, encode_body
 from tasks.core.heartbeat import producer_attributes
-from tasks.ingest import IngestReport, write_lake
+from tasks.ingest import IngestReport
 from tasks.status import read_status
 from tests.builders import BASE_TIME, Trade, capture_trades
 from tests.conftest import AwsEnv
@@ -429,8 +429,6 @@ def overflowing(kind: str) -> list[str]:
 def test_lines_whose_numbers_overflow_the_schema_are_quarantined_not_fatal(
     aws: AwsEnv, prefect_harness: None, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
-    # The lake write retries 3 times over 21 s first; this test is about what it does after.
-    monkeypatch.setattr("flows.ingest_trades.write_lake", write_lake.with_options(retries=0))
     good = [Trade(trade_id=i, price="100.5", trade_time=BASE_TIME + i) for i in range(1, 6)]
     bad = overflowing(kind)
     send(aws, [message([t.line() for t in good[:3]] + bad + [t.line() for t in good[3:]])])
