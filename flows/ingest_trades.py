@@ -33,6 +33,7 @@ from tasks.ingest import (
     upsert_candles,
     write_lake,
 )
+from tasks.memory import limit_arenas, release_free_memory
 from tasks.settings import Settings
 
 
@@ -41,6 +42,7 @@ def ingest_trades(max_seconds: float | None = None, until_empty: bool = True) ->
     """Drain the queue until it is empty (``until_empty``) or ``max_seconds`` have passed."""
     logger = get_run_logger()
     settings = Settings()
+    limit_arenas()
     ctx = connect(settings)
     report = IngestReport()
     deadline = None if max_seconds is None else monotonic() + max_seconds
@@ -56,6 +58,8 @@ def ingest_trades(max_seconds: float | None = None, until_empty: bool = True) ->
         # The next batch is received while this one is written (its messages stay invisible).
         receiving = receive_batch.submit(ctx, settings.receive_wait_s) if in_time else None
         done = ingest_batch(ctx, batch)
+        del batch  # its bodies and frames are garbage now: hand their pages back
+        release_free_memory()
         report += done
         logger.info("batch %d: %s", report.batches, done.summary())
     logger.info("ingest done: %s", report.summary())

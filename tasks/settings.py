@@ -54,7 +54,7 @@ class Settings(BaseSettings):
         100, ge=1, le=10_000, description="SQS messages per ingest micro-batch at most."
     )
     batch_max_trades: int = Field(
-        300_000,
+        100_000,
         ge=1,
         le=10_000_000,
         description="Trades per ingest micro-batch at most.",
