@@ -7,8 +7,9 @@ in ``data/binance-ws``, only for the streams they asked for.
 The recording plays like a live market shared by every connection: each frame is sent to every
 connected client that subscribed to its stream. To let tests check that nothing is lost, the market
 *waits* while no client is listening (dropped, silenced or not yet connected), so a producer that
-reconnects receives every frame. Faults are opt-in: drop a connection after N frames, go silent after N
-frames, ping clients. ``connections`` records each connection's life for assertions.
+reconnects receives every frame. Faults are opt-in: drop a connection after N frames (optionally
+letting the market move on past the next K frames while nobody listens, so they are lost as on Binance),
+go silent after N frames, ping clients. ``connections`` records each connection's life for assertions.
 
     async with fake_binance(capture_frames(BTC_0808)) as server:
         ...connect to server.url...
@@ -98,6 +99,7 @@ class FakeBinance:
         *,
         drop_after: int | None,
         drops: int,
+        lost_on_drop: int = 0,
         silent_after: int | None,
         silences: int,
         frame_delay_s: float,
@@ -109,6 +111,9 @@ class FakeBinance:
         self.position = 0
         self._drop_after = drop_after
         self._drops_left = drops
+        self._lost_on_drop = lost_on_drop
+        self._losing = 0  # frames still to be played to nobody after a drop
+        self.lost: list[RecordedFrame] = []  # the frames played to nobody, in order
         self._silent_after = silent_after
         self._silences_left = silences
         self._frame_delay_s = frame_delay_s
@@ -152,6 +157,10 @@ class FakeBinance:
         """Send each recorded frame to every listening subscriber, waiting while nobody listens."""
         for index, frame in enumerate(self.frames):
             self.position = index
+            if self._losing > 0:  # the market moves on while the dropped client reconnects
+                self._losing -= 1
+                self.lost.append(frame)
+                continue
             while not self._active():
                 self._listening.clear()
                 await self._listening.wait()
@@ -179,6 +188,7 @@ class FakeBinance:
         if self._drop_after is not None and sent >= self._drop_after and self._drops_left > 0:
             self._drops_left -= 1
             client.log.dropped = True
+            self._losing += self._lost_on_drop
             # Close the TCP connection without a close frame, as a network failure would; what was
             # already written is still delivered first.
             assert client.ws.transport is not None
@@ -198,6 +208,7 @@ async def fake_binance(
     *,
     drop_after: int | None = None,
     drops: int = 1,
+    lost_on_drop: int = 0,
     silent_after: int | None = None,
     silences: int = 1,
     frame_delay_s: float = 0.0,
@@ -207,6 +218,9 @@ async def fake_binance(
     """Serve ``frames`` on 127.0.0.1 (a free port); yields the server with its ``url`` set.
 
     ``drop_after``: cut a connection after it was sent that many frames (``drops`` times in all).
+    ``lost_on_drop``: after each drop, play the next that many frames of the recording (every stream) to
+    nobody, without waiting for a listener; they are lost to every client, as a live market's are to a
+    reconnecting one, and listed in ``lost``. The default 0 loses nothing.
     ``silent_after``: stop sending to a connection after that many frames, keeping it open
     (``silences`` times in all). ``frame_delay_s`` paces the market. ``ping_interval_s`` makes the server
     ping clients and close those that do not answer within ``ping_timeout_s``.
@@ -215,6 +229,7 @@ async def fake_binance(
         frames,
         drop_after=drop_after,
         drops=drops,
+        lost_on_drop=lost_on_drop,
         silent_after=silent_after,
         silences=silences,
         frame_delay_s=frame_delay_s,
