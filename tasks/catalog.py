@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.aws import dynamodb, glue, s3
 from tasks.candle_writes import in_parallel
 from tasks.context import Store, StoreContext
-from tasks.core.candle_lake import CandleSpan, candle_object
+from tasks.core.candle_lake import CandleSpan, candle_object, span_ms, span_of
 from tasks.core.catalog import (
     LakeTable,
     is_aws_endpoint,
@@ -25,9 +25,12 @@ from tasks.core.catalog import (
     partitions_of_keys,
     table_input,
 )
+from tasks.core.models import Candle, Interval
+from tasks.core.rollup import consecutive_runs
 from tasks.errors import ResourceMissing
 
 Partitions = dict[str, set[tuple[str, ...]]]
+SPANS_PER_READ = 24  # a day of 1m spans (1,440 candles) per query
 
 
 @dataclass(frozen=True)
@@ -114,31 +117,47 @@ def export_candles(ctx: Store, spans: Iterable[CandleSpan]) -> list[str]:
     """Rebuild the lake objects of these candle spans from DynamoDB and register their partitions.
 
     Call it with ``candle_spans(written)`` after candles are upserted: each span's object is read back
-    whole and rewritten at the same key, so late trades and re-rolls replace the old object.
+    whole and rewritten at the same key, so late trades and re-rolls replace the old object. Adjacent
+    spans of a market are read in one query (a backfilled day: one query, not 24).
     """
     spec, clients = ctx.spec, ctx.clients
+    runs = [
+        [CandleSpan(symbol, interval, t) for t in run]
+        for (symbol, interval), starts in _starts_by_market(spans).items()
+        for run in consecutive_runs(starts, span_ms(interval), SPANS_PER_READ)
+    ]
 
-    def export(span: CandleSpan) -> str | None:
-        candles = list(
-            dynamodb.query_candles(
-                clients.dynamodb,
-                spec.table.name,
-                span.symbol,
-                span.interval,
-                span.start_ms,
-                span.last_open_time,
-            )
-        )
-        if not candles:
-            return None
+    def read(run: list[CandleSpan]) -> list[tuple[CandleSpan, list[Candle]]]:
+        first, last = run[0], run[-1]
+        found: dict[int, list[Candle]] = {span.start_ms: [] for span in run}
+        for candle in dynamodb.query_candles(
+            clients.dynamodb,
+            spec.table.name,
+            first.symbol,
+            first.interval,
+            first.start_ms,
+            last.last_open_time,
+        ):
+            found[span_of(candle.symbol, candle.interval, candle.open_time).start_ms].append(candle)
+        return [(span, found[span.start_ms]) for span in run if found[span.start_ms]]
+
+    def put(span_candles: tuple[CandleSpan, list[Candle]]) -> str:
+        span, candles = span_candles
         obj = candle_object(spec.bucket.candles_prefix, span, candles)
         s3.put(clients.s3, spec.bucket.name, obj.key, obj.body, obj.content_type)
         return obj.key
 
-    # Each span is a DynamoDB query and an S3 put, mostly waiting on the network: on threads.
-    keys = [k for k in in_parallel(export, list(spans)) if k is not None]
+    # Queries and S3 puts mostly wait on the network: on threads.
+    keys = in_parallel(put, [pair for pairs in in_parallel(read, runs) for pair in pairs])
     _register(ctx, keys)
     return keys
+
+
+def _starts_by_market(spans: Iterable[CandleSpan]) -> dict[tuple[str, Interval], list[int]]:
+    starts: dict[tuple[str, Interval], set[int]] = {}
+    for span in spans:
+        starts.setdefault((span.symbol, span.interval), set()).add(span.start_ms)
+    return {market: sorted(times) for market, times in starts.items()}
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30])

@@ -23,6 +23,7 @@ from tasks.core.rollup import (
     DirtyMarker,
     RollupScope,
     child_interval,
+    consecutive_runs,
     plan_parents,
     rollup,
     same_kline,
@@ -31,6 +32,8 @@ from tasks.errors import ConfigError, ConflictError
 from tasks.settings import Settings
 
 MAX_CONFLICT_RETRIES = 20
+# Parents whose children one query reads: 24 hours -> a day of minutes, 31 days -> 744 hours.
+PREFETCH_PARENTS = 31
 
 
 @dataclass(frozen=True)
@@ -219,12 +222,30 @@ class _SymbolRoller:
         self.computed: list[Candle] = []
         self.report = RollupReport()
         self._prefetched: dict[int, Candle | None] = {}
+        self._children: dict[int, list[Candle]] = {}
 
     def prefetch(self, times: list[int]) -> None:
-        """Read the stored parents of ``times`` in batches; each is then used once, by its roll."""
+        """Read the stored parents of ``times`` in batches, and their children one query per run of
+        consecutive parents (a day of minutes in one query, not 24): each is used once, by its roll.
+
+        Reading the children here rather than in each roll is as fresh: the plan's markers were read
+        before either, and a child written after this read marks its parent again.
+        """
         keys = [(self.symbol, self.interval, t) for t in times]
         found = dynamodb.get_candles(self.ctx.clients.dynamodb, self.ctx.table, keys)
         self._prefetched = {k[2]: found.get(k) for k in keys}
+        for run in consecutive_runs(times, self.interval.ms, PREFETCH_PARENTS):
+            children: dict[int, list[Candle]] = {t: [] for t in run}
+            for child in dynamodb.query_candles(
+                self.ctx.clients.dynamodb,
+                self.ctx.table,
+                self.symbol,
+                self.child,
+                run[0],
+                run[-1] + self.interval.ms - 1,
+            ):
+                children[self.interval.floor(child.open_time)].append(child)
+            self._children.update(children)
 
     def peek(self, open_time: int) -> Candle | None:
         """The stored parent, kept for the roll that follows."""
@@ -245,16 +266,18 @@ class _SymbolRoller:
         client, table = self.ctx.clients.dynamodb, self.ctx.table
         stored = self.stored(open_time)
         for _ in range(MAX_CONFLICT_RETRIES):
-            children = list(
-                dynamodb.query_candles(
-                    client,
-                    table,
-                    self.symbol,
-                    self.child,
-                    open_time,
-                    open_time + self.interval.ms - 1,
+            children = self._children.pop(open_time, None)
+            if children is None:  # not prefetched, or a lost race: read them now
+                children = list(
+                    dynamodb.query_candles(
+                        client,
+                        table,
+                        self.symbol,
+                        self.child,
+                        open_time,
+                        open_time + self.interval.ms - 1,
+                    )
                 )
-            )
             only_empty = bool(children) and all(c.is_empty for c in children)
             previous = self._previous_close(open_time) if only_empty else None
             candle = rollup(children, self.interval, previous)

@@ -188,3 +188,17 @@ __all__ = [
     "same_kline",
     "trailing_window",
 ]
+
+
+def consecutive_runs(times: Iterable[int], step: int, max_len: int) -> list[list[int]]:
+    """``times`` (ascending) cut into runs of consecutive ``step``-apart values, ``max_len`` at most.
+
+    What one range read can serve without reading the candles between far-apart parents.
+    """
+    runs: list[list[int]] = []
+    for t in times:
+        if runs and t - runs[-1][-1] == step and len(runs[-1]) < max_len:
+            runs[-1].append(t)
+        else:
+            runs.append([t])
+    return runs

@@ -3,6 +3,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 from decimal import Decimal, Inexact
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
@@ -13,6 +14,7 @@ from tasks.core.models import Candle, Interval, empty_candle
 from tasks.core.rollup import (
     DirtyMarker,
     RollupScope,
+    consecutive_runs,
     dirty_parents,
     plan_parents,
     rollup,
@@ -207,3 +209,20 @@ def test_the_plan_unites_the_window_and_the_dirty_parents_of_the_chosen_symbols(
         "ETHUSDT": [DAY_START, DAY_START + HOUR],
     }
     assert plan_parents(Interval.H1, None, markers, ["ETHUSDT"]) == {}
+
+
+@given(
+    times=st.sets(st.integers(0, 200), max_size=60).map(sorted),
+    max_len=st.integers(1, 30),
+)
+def test_consecutive_runs_cover_the_times_once_each_run_a_contiguous_range(
+    times: list[int], max_len: int
+) -> None:
+    runs = consecutive_runs([t * HOUR for t in times], HOUR, max_len)
+    assert [t for run in runs for t in run] == [t * HOUR for t in times]
+    for run in runs:
+        assert 1 <= len(run) <= max_len
+        assert run == list(range(run[0], run[-1] + 1, HOUR))  # one range read serves it
+    for before, after in pairwise(runs):
+        # A run is cut only at a hole or at the length limit.
+        assert after[0] - before[-1] > HOUR or len(before) == max_len
