@@ -15,6 +15,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from flows.rollup_candles import rollup_candles
+from tasks.annotations import as_is
 from tasks.backfill import (
     ensure_rate_limit,
     fetch_gap_trades,
@@ -88,15 +89,15 @@ def backfill(
     for symbol in chosen:
         report = rebuild_candles(ctx, symbol, lo, hi, read_lake(ctx, symbol, lo, hi))
         if report.written:
-            empty = fill_empty_candles(ctx, list(report.written), report.known)
+            empty = fill_empty_candles(ctx, as_is(list(report.written)), as_is(report.known))
             changed += [*report.written, *empty]
-            mark_rollups_dirty(ctx, list(report.written), {})
+            mark_rollups_dirty(ctx, as_is(list(report.written)), {})
         rebuilt[symbol], written[symbol] = report.minutes, len(report.written)
         recheck_gaps(ctx, symbol, now_ms())
     # The rollup subflow rewrites the lake objects of the 1h/1d candles it changes; these are the
     # 1m ones. Unchanged candles keep their objects, so a re-run writes nothing.
     rolled = rollup_candles("1h", iso_time(lo), iso_time(hi), chosen)
-    export_candles(ctx, candle_spans(changed))
+    export_candles(ctx, as_is(candle_spans(changed)))
     remaining = [r for r in open_gaps(ctx, chosen) if r.gap.overlaps(lo, hi)]
     result = BackfillReport(lo, hi, fetched, rebuilt, written, len(remaining), rolled.summary())
     logger.info("%s", result.summary())
