@@ -21,10 +21,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_emulator(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.emulator import emulator
+    from infra.emulator import emulator, keep_memory_low
 
     host = args.host or settings.emulator_host
     port = args.port or settings.emulator_port
+    keep_memory_low()
     server = emulator(host, port)
     server.start()
     print(f"AWS emulator (moto) listening at http://{host}:{port}", flush=True)

@@ -1,4 +1,4 @@
-"""The embedded AWS emulator: moto's server, DynamoDB's conditional writes atomic, its items fast.
+"""The embedded AWS emulator: moto's server, DynamoDB's conditional writes atomic, items fast, no leaks.
 
 On AWS a conditional PutItem/UpdateItem/DeleteItem checks its condition and writes as one atomic
 step; candleflow's optimistic locking (``version``) and idempotent writes rely on that. moto's
@@ -14,6 +14,16 @@ An item's attribute values are already in the wire format, so ``make_dynamodb_it
 them as they are when they hold only strings, numbers, booleans, nulls, string/number sets, lists
 and maps (binary values, which need base64, still take moto's way). The bytes sent are the same.
 
+moto also keeps every model object it ever creates (``BaseModel.instances_tracked``, for its
+dashboard and its reset) and its DynamoDB reads deep-copy items: every SQS message, every item
+read or written, every overwritten S3 object stayed in memory for the life of the server, ~8 MB a
+minute under the 1,000 trades/s soak. ``make_model_tracking_weak`` keeps tracking them, weakly:
+what moto still references stays listed, what it dropped is freed.
+
+A long-running emulator process (``python -m infra.emulator``, ``candleflow aws``) serves each
+request on a thread of its own; ``keep_memory_low`` caps glibc's per-thread arenas and hands freed
+pages back every few seconds, as the ingest worker does (``tasks.memory``).
+
 ``python -m infra.emulator --host 127.0.0.1 --port 5055`` runs it in the foreground.
 """
 
@@ -22,7 +32,9 @@ from __future__ import annotations
 import argparse
 import functools
 import threading
-from collections.abc import Callable
+import time
+import weakref
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -100,12 +112,72 @@ def make_dynamodb_items_fast() -> None:
     BaseJSONSerializer._serialize_type_structure = serialize  # type: ignore[method-assign]
 
 
+class WeakInstances:
+    """What moto's ``instances_tracked`` list is used as (append, iterate), holding weak references."""
+
+    def __init__(self) -> None:
+        self._refs: list[weakref.ref[Any]] = []
+        self._prune_at = 1024
+
+    def append(self, instance: Any) -> None:
+        try:
+            self._refs.append(weakref.ref(instance))
+        except TypeError:  # no weak references to it: not tracked (it is freed like the rest)
+            return
+        if len(self._refs) >= self._prune_at:
+            self._refs = [r for r in self._refs if r() is not None]
+            self._prune_at = max(1024, 2 * len(self._refs))
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter([o for o in (r() for r in self._refs) if o is not None])
+
+    def __len__(self) -> int:
+        return sum(1 for r in self._refs if r() is not None)
+
+
+def make_model_tracking_weak() -> None:
+    """Make moto track its model objects weakly (idempotent); see the module doc."""
+    from moto.core.common_models import BaseModel
+
+    if getattr(BaseModel.__new__, "candleflow_weak", False):
+        return
+
+    def new(cls: type, *args: Any, **kwargs: Any) -> Any:
+        instance: Any = object.__new__(cls)
+        tracked = cls.__dict__.get("instances_tracked")
+        if not isinstance(tracked, WeakInstances):  # moto's reset puts a list back
+            tracked = WeakInstances()
+            type.__setattr__(cls, "instances_tracked", tracked)
+        tracked.append(instance)
+        return instance
+
+    new.__dict__["candleflow_weak"] = True
+    BaseModel.__new__ = staticmethod(new)  # type: ignore[method-assign]
+
+
+def keep_memory_low(every_s: float = 10.0) -> threading.Thread:
+    """Cap malloc arenas now and trim freed heap pages every ``every_s`` on a daemon thread."""
+    from tasks.memory import limit_arenas, release_free_memory
+
+    limit_arenas()
+
+    def trim() -> None:
+        while True:
+            time.sleep(every_s)
+            release_free_memory()
+
+    thread = threading.Thread(target=trim, name="malloc-trim", daemon=True)
+    thread.start()
+    return thread
+
+
 def emulator(host: str, port: int) -> ThreadedMotoServer:
     """A moto server (not started) whose DynamoDB writes are atomic as on AWS, items served fast."""
     from moto.server import ThreadedMotoServer
 
     make_dynamodb_writes_atomic()
     make_dynamodb_items_fast()
+    make_model_tracking_weak()
     return ThreadedMotoServer(ip_address=host, port=port, verbose=False)
 
 
@@ -114,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5055)
     args = parser.parse_args(argv)
+    keep_memory_low()
     server = emulator(args.host, args.port)
     server.start()
     print(f"AWS emulator (moto) listening at http://{args.host}:{args.port}", flush=True)

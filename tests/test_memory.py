@@ -56,3 +56,11 @@ def test_too_late_after_polars_and_a_users_own_setting_is_kept() -> None:
         " print(os.environ['ARROW_DEFAULT_MEMORY_POOL'])"
     )
     assert kept == "jemalloc"
+
+
+def test_the_emulator_keeps_trimming_on_a_daemon_thread() -> None:
+    from infra.emulator import keep_memory_low
+
+    thread = keep_memory_low(every_s=0.05)
+    thread.join(timeout=0.3)  # a trim loop never ends by itself
+    assert thread.is_alive() and thread.daemon
