@@ -1,9 +1,14 @@
 """What moto alone takes for a run's load: the floor under the pipeline's time.
 
-The same SQS messages (bodies and attributes as the producer sent them) are sent, received and deleted
-on a fresh queue, and objects of the same sizes as the run's lake objects are put into a fresh bucket,
-one call after another, with nothing else running. Whatever the pipeline takes beyond these sums is
-its own work (or a lack of overlap with moto's).
+Throughput: the same SQS messages (bodies and attributes as the producer sent them) are sent,
+received and deleted on a fresh queue, and objects of the same sizes as the run's lake objects are
+put into a fresh bucket, one call after another, with nothing else running. Whatever the pipeline
+takes beyond these sums is its own work (or a lack of overlap with moto's).
+
+Rebuild: the DynamoDB calls a first build of a day cannot do without, made by the same adapter on
+the same 8 threads but with no flow around them, on a fresh table: one conditional put per 1m
+candle, one per 1h/1d candle, and the day's minutes read once by the rebuild (none yet), the rollup
+and the export.
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ from dataclasses import dataclass
 
 from infra.provision import provision
 from infra.spec import resource_spec
-from tasks.aws import s3, sqs
+from tasks.aws import dynamodb, s3, sqs
 from tasks.aws.clients import AwsClients
+from tasks.candle_writes import in_parallel
+from tasks.core.models import Candle, Interval
 from tasks.settings import Settings
 
 
@@ -64,3 +71,36 @@ def measure(
         s3_bytes=sum(object_sizes),
         s3_put_s=put - drained,
     )
+
+
+@dataclass
+class RebuildFloor:
+    puts: int
+    reads: int
+    items_read: int
+    seconds: float
+
+
+def rebuild_floor(settings: Settings, candles: dict[Interval, list[Candle]]) -> RebuildFloor:
+    """Time the first build's unavoidable DynamoDB calls for ``candles`` on a fresh table."""
+    clients = AwsClients()
+    spec = resource_spec(settings.model_copy(update={"prefix": f"{settings.prefix}-floor"}))
+    provision(clients, spec)
+    table, minutes = spec.table.name, candles[Interval.M1]
+    symbol = minutes[0].symbol
+    start, end = min(c.open_time for c in minutes), max(c.open_time for c in minutes)
+    items_read = reads = 0
+    began = time.perf_counter()
+    for _ in range(3):  # the rebuild's read (empty at first), the rollup's, the export's
+        items_read += sum(
+            1
+            for _ in dynamodb.query_candles(
+                clients.dynamodb, table, symbol, Interval.M1, start, end
+            )
+        )
+        reads += 1
+        if reads == 1:
+            in_parallel(lambda c: dynamodb.put_candle(clients.dynamodb, table, c), minutes)
+    parents = [c for i in (Interval.H1, Interval.D1) for c in candles[i]]
+    in_parallel(lambda c: dynamodb.put_candle(clients.dynamodb, table, c), parents)
+    return RebuildFloor(len(minutes) + len(parents), reads, items_read, time.perf_counter() - began)

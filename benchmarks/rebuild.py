@@ -38,7 +38,7 @@ from typing import Any
 
 import polars as pl
 
-from benchmarks import load
+from benchmarks import floors, load
 from benchmarks.cpu import sessions_cpu_s
 from benchmarks.pipeline import WARM_UP_TIMEOUT_S, Stage, settings_env
 from benchmarks.worker import Worker
@@ -121,6 +121,7 @@ class RebuildResult:
     candles: dict[str, int]
     exact: bool
     runs: list[RebuildRun]
+    floor: dict[str, float] | None = None  # the DynamoDB calls alone (benchmarks.floors)
 
     def summary(self) -> dict[str, Any]:
         return asdict(self)
@@ -339,6 +340,10 @@ def rebuild(
             counts = verify(clients, spec, expected, label)
     finally:
         worker.close()
+    moto, _ = _services_cpu_s(stage, moto_pid)
+    floor = floors.rebuild_floor(settings, expected)
+    floor_moto_s = _services_cpu_s(stage, moto_pid)[0] - moto
+    log.info("rebuild, DynamoDB alone: %.2f s (moto CPU %.2f s)", floor.seconds, floor_moto_s)
     return RebuildResult(
         trades=count,
         symbol=SYMBOL,
@@ -350,4 +355,5 @@ def rebuild(
         candles=counts,
         exact=True,
         runs=runs,
+        floor={**asdict(floor), "moto_cpu_s": floor_moto_s},
     )

@@ -139,6 +139,15 @@ def _rebuild_rows(r: dict[str, Any], v: dict[str, Any]) -> list[Row]:
                 f"{run['minutes_written']:,} / {run['minutes']:,}",
             ),
         ]
+    f = r.get("floor")
+    if f:
+        rows.append(
+            _row(
+                f"  DynamoDB alone: {f['puts']:,} conditional puts on 8 threads, "
+                f"{f['reads']} reads of the day",
+                f"{f['seconds']:.2f} s (moto CPU {f['moto_cpu_s']:.1f} s)",
+            )
+        )
     counts = ", ".join(f"{n} {i}" for i, n in r["candles"].items())
     rows.append(
         _row(
