@@ -84,10 +84,15 @@ def validate_trades(rows: pl.DataFrame, suite: list[ExpectationSpec]) -> Validat
     ]
     with _GX_LOCK:
         batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
-        result = batch.validate(
-            gx.ExpectationSuite(name="trades", expectations=expectations),
-            result_format={"result_format": "COMPLETE"},
-        )
+        # Most batches are clean: a pass/fail-only run costs ~60% of one listing the failing rows,
+        # which runs only when something failed.
+        for result_format in ("BOOLEAN_ONLY", "COMPLETE"):
+            result = batch.validate(
+                gx.ExpectationSuite(name="trades", expectations=expectations),
+                result_format={"result_format": result_format},
+            )
+            if result.success:
+                return ValidationOutcome(rows, [], rows.height, {})
     reasons: dict[int, list[str]] = {}
     failed: dict[str, int] = {}
     for outcome in result.results:  # not in suite order: the reason travels in meta
