@@ -54,10 +54,12 @@ class Settings(BaseSettings):
         100, ge=1, le=10_000, description="SQS messages per ingest micro-batch at most."
     )
     batch_max_trades: int = Field(
-        100_000,
+        150_000,
         ge=1,
         le=10_000_000,
-        description="Trades per ingest micro-batch at most.",
+        description="Trades per ingest micro-batch at most. The ingest's speed and its peak memory "
+        "both grow with it: 1M trades took 17.1 s at 100,000 (547 MB), 15.2 s at 150,000 (582 MB) "
+        "and 14.2 s at 200,000 (632 MB) in `candleflow bench`.",
     )
     receive_wait_s: int = Field(
         1,
