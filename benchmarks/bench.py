@@ -64,7 +64,7 @@ from benchmarks import rebuild as rebuild_phase
 from benchmarks.latency import latency
 from benchmarks.pipeline import Stage, phase_settings, throughput
 from benchmarks.report import render, verdicts
-from benchmarks.stack import aws_env, clean_env, moto_server, prefect_server
+from benchmarks.stack import aws_env, moto_server, prefect_server, services_env
 from tasks.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -232,13 +232,7 @@ def run(options: BenchOptions, settings: Settings) -> int:
     try:
         with moto_server(workdir) as moto, prefect_server(workdir) as (prefect, home):
             log.info("moto at %s, Prefect API at %s; logs in %s", moto.url, prefect.url, workdir)
-            env = {
-                **clean_env(),
-                **aws_env(moto.url),
-                "PREFECT_API_URL": prefect.url,
-                "PREFECT_HOME": str(home),
-                "GX_ANALYTICS_ENABLED": "false",
-            }
+            env = services_env(moto.url, prefect.url, home)
             stage = Stage(env, workdir, frozenset({moto.pid, prefect.pid}))
             with _environ(aws_env(moto.url)):
                 _phases_run(options, settings, stage, results, moto.pid)

@@ -67,7 +67,7 @@ from benchmarks import load, rebuild
 from benchmarks.bench import RESULTS, SYMBOLS, _environ, _machine, _positive_float
 from benchmarks.load import PacedSource
 from benchmarks.pipeline import INGEST_TIMEOUT_S, Stage, phase_settings, start_worker
-from benchmarks.stack import aws_env, clean_env, moto_server, prefect_server
+from benchmarks.stack import aws_env, moto_server, prefect_server, services_env
 from benchmarks.worker import Worker, WorkerError
 from infra.provision import Provisioned, provision
 from infra.spec import resource_spec
@@ -808,13 +808,7 @@ def run(options: SoakOptions, settings: Settings, out: Callable[[str], None] = p
     )
     try:
         with moto_server(workdir) as moto, prefect_server(workdir) as (prefect, home):
-            env = {
-                **clean_env(),
-                **aws_env(moto.url),
-                "PREFECT_API_URL": prefect.url,
-                "PREFECT_HOME": str(home),
-                "GX_ANALYTICS_ENABLED": "false",
-            }
+            env = services_env(moto.url, prefect.url, home)
             stage = Stage(env, workdir, frozenset({moto.pid, prefect.pid}))
             with _environ(aws_env(moto.url)):
                 result = soak(

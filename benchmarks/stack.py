@@ -168,3 +168,14 @@ def _wait_until(
         if time.monotonic() > deadline:
             raise ServiceError(f"{name} not up after {timeout_s:.0f} s; see {workdir / name}.log")
         time.sleep(0.2)
+
+
+def services_env(moto_url: str, prefect_url: str, prefect_home: Path) -> dict[str, str]:
+    """The environment of a worker process talking to these private moto and Prefect servers."""
+    return {
+        **clean_env(),
+        **aws_env(moto_url),
+        "PREFECT_API_URL": prefect_url,
+        "PREFECT_HOME": str(prefect_home),
+        "GX_ANALYTICS_ENABLED": "false",
+    }

@@ -21,8 +21,9 @@ from producer.sources import BinanceSource
 from tasks.aws import dynamodb
 from tasks.core.keys import iso_millis, iso_time
 from tasks.core.models import Interval
-from tests.builders import capture_trades, kline, reference_candles
+from tests.builders import capture_trades, reference_candles
 from tests.conftest import AwsEnv
+from tests.e2e.checks import assert_candles_equal_the_trades
 from tests.fakes.binance_rest import FakeBinanceRest
 from tests.fakes.binance_ws import (
     BTC_0808,
@@ -107,19 +108,7 @@ def test_an_outage_is_reported_then_backfilled_to_exact_candles_at_every_interva
         assert main(["backfill", *window]) == 0
         assert rest.paths.count("/api/v3/historicalTrades") == 3  # 2,500 ids: 1000 per page
 
-    for interval in Interval:
-        expected = reference_candles(trades, interval.ms)
-        for symbol in ("BTCUSDT", "ETHUSDT"):
-            got = {
-                c.open_time: c
-                for c in dynamodb.query_candles(
-                    aws.clients.dynamodb, aws.spec.table.name, symbol, interval
-                )
-            }
-            mine = {t: r for (s, t), r in expected.items() if s == symbol}
-            assert sorted(got) == sorted(mine), (symbol, interval)
-            for t, ref in mine.items():
-                assert kline(got[t]) == kline(ref), (symbol, interval, iso_millis(t))
+    assert_candles_equal_the_trades(aws, trades, ("BTCUSDT", "ETHUSDT"))
     capsys.readouterr()
     assert main(["gaps", "--all", "--format", "json"]) == 0
     [after] = json.loads(capsys.readouterr().out)

@@ -19,11 +19,10 @@ from cli.main import main
 from flows.detect_gaps import detect_gaps
 from flows.ingest_trades import ingest_trades
 from producer.sources import BinanceSource
-from tasks.aws import dynamodb
-from tasks.core.keys import iso_millis, iso_time
-from tasks.core.models import Interval
-from tests.builders import capture_trades, kline, reference_candles
+from tasks.core.keys import iso_time
+from tests.builders import capture_trades
 from tests.conftest import AwsEnv
+from tests.e2e.checks import assert_candles_equal_the_trades
 from tests.fakes.binance_rest import FakeBinanceRest
 from tests.fakes.binance_ws import BTC_0808, ETH_0808, fake_binance
 from tests.producer.support import produce_until_seen, trade_frames, trade_key, trade_line
@@ -86,19 +85,7 @@ def test_a_dropped_websocket_loses_trades_that_are_detected_and_backfilled_to_ex
         assert main(["backfill", "--start", iso_time(start), "--end", iso_time(end)]) == 0
         assert rest.paths.count("/api/v3/historicalTrades") == 2 + 2  # 1000 ids per page
 
-    for interval in Interval:
-        expected = reference_candles(trades, interval.ms)
-        for symbol in SYMBOLS:
-            got = {
-                c.open_time: c
-                for c in dynamodb.query_candles(
-                    aws.clients.dynamodb, aws.spec.table.name, symbol, interval
-                )
-            }
-            mine = {t: r for (s, t), r in expected.items() if s == symbol}
-            assert sorted(got) == sorted(mine), (symbol, interval)
-            for t, ref in mine.items():
-                assert kline(got[t]) == kline(ref), (symbol, interval, iso_millis(t))
+    assert_candles_equal_the_trades(aws, trades, SYMBOLS)
     capsys.readouterr()
     assert main(["gaps", "--all", "--format", "json"]) == 0
     shown = json.loads(capsys.readouterr().out)
