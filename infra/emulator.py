@@ -143,7 +143,7 @@ def make_model_tracking_weak() -> None:
         return
 
     def new(cls: type, *args: Any, **kwargs: Any) -> Any:
-        instance: Any = object.__new__(cls)
+        instance: Any = super(BaseModel, cls).__new__(cls)  # type: ignore[misc]  # as moto does
         tracked = cls.__dict__.get("instances_tracked")
         if not isinstance(tracked, WeakInstances):  # moto's reset puts a list back
             tracked = WeakInstances()
