@@ -425,8 +425,12 @@ class Sampler(threading.Thread):
             if time.monotonic() >= next_sample:
                 self.take()
                 next_sample += self._sample_s
-        if time.monotonic() - self._t0 - self.samples[-1].t > QUEUE_POLL_S:
-            self.take()  # the end of the run, unless the last sample was just taken
+        last = self.samples[-1]
+        recent = time.monotonic() - self._t0 - last.t <= QUEUE_POLL_S
+        if not recent or last.trades_sent != self._expected.trades:
+            # The end of the run, unless the last sample was just taken and saw every trade sent
+            # (one taken a moment before the producer's last trades would not have).
+            self.take()
         else:
             self._poll_depth()
 
