@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -165,21 +166,22 @@ def _line_count(message: sqs.ReceivedMessage, max_bytes: int) -> int:
 @task(cache_policy=NO_CACHE)
 def decode_and_validate(ctx: IngestContext, batch: Batch, now_ms: int) -> Parsed:
     """Decode bodies (contract), parse lines, validate with great-expectations, dedupe by trade id."""
-    decoded: list[tuple[str, int, bytes]] = []
     undecodable: list[tuple[sqs.ReceivedMessage, str]] = []
-    for m in batch.messages:
-        try:
-            body = decode_body(
-                m.body, m.attributes.get(CONTENT_ENCODING), ctx.settings.max_body_bytes
-            )
-        except DecodeError as exc:
-            undecodable.append((m, str(exc)))
-            continue
-        decoded.append((m.message_id, m.sent_timestamp_ms, body))
-    # Each intermediate frame is dropped as soon as the next one exists: together they would
-    # need several times the memory of the batch.
-    lines = lines_frame(decoded)
-    del decoded
+
+    def bodies() -> Iterator[tuple[str, int, bytes]]:
+        for m in batch.messages:
+            try:
+                body = decode_body(
+                    m.body, m.attributes.get(CONTENT_ENCODING), ctx.settings.max_body_bytes
+                )
+            except DecodeError as exc:
+                undecodable.append((m, str(exc)))
+                continue
+            yield m.message_id, m.sent_timestamp_ms, body
+
+    # Each body is decoded as its lines are split, and each intermediate frame is dropped as soon
+    # as the next one exists: together they would need several times the memory of the batch.
+    lines = lines_frame(bodies())
     rows, bad_json = decode_lines(lines)
     line_count = lines.height
     del lines

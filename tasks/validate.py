@@ -1,7 +1,8 @@
 """The data-quality boundary: great-expectations validates decoded trade rows.
 
 great-expectations takes ~10 s to import, so it is imported once per process, on first use, and its
-context is kept for the life of the process. It gets pandas here and nowhere else.
+context is kept for the life of the process; two of its heavy imports are deferred until something
+uses them (``DEFERRED_MODULES``). It gets pandas here and nowhere else.
 
 That context is not safe to use from two threads at once: two flow runs validating concurrently in
 one process (threads) made GX index one batch's rows with another's mask. Validations are
@@ -20,6 +21,10 @@ import polars as pl
 
 from tasks.core.expectations import COLUMNS, ExpectationSpec
 from tasks.core.trades import Reject, trade_time_ms
+from tasks.lazy_imports import defer
+
+# Imported by great-expectations for expectations the trade suite does not use (see lazy_imports).
+DEFERRED_MODULES = ("scipy.stats", "altair")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,8 @@ _GX_LOCK = threading.Lock()
 @cache
 def _batch_definition() -> Any:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    for name in DEFERRED_MODULES:
+        defer(name)
     import great_expectations as gx
     from great_expectations.execution_engine import pandas_execution_engine
 

@@ -11,6 +11,7 @@ Stage 2, ``typed_trades``: validated rows cast to exact types (Decimal prices, i
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import polars as pl
@@ -21,6 +22,16 @@ FIELDS = ("e", "E", "s", "t", "p", "q", "T", "m")
 _STRUCT = pl.Struct({k: pl.String for k in FIELDS})
 # str.json_decode needs ~2 KB per row while it runs; decoding in slices bounds that, and is faster.
 _DECODE_ROWS = 10_000
+# Binance's own serialisation of a trade event, key by key. A line matching it is a JSON object
+# whose values are exactly the captured texts (no escapes, no leading zeros, integers of at most 18
+# digits), so it needs no JSON parser: the regex is ~3.5x faster than str.json_decode and needs far
+# less memory. Any other line (other key order, spaces, extra keys, poison) takes the JSON parser.
+_INT = r"(?:0|[1-9][0-9]{0,17})"
+_CANONICAL = (
+    rf'^\{{"e":"(?<e>[a-z]+)","E":(?<E>{_INT}),"s":"(?<s>[A-Z0-9]+)","t":(?<t>{_INT}),'
+    rf'"p":"(?<p>[0-9.]+)","q":"(?<q>[0-9.]+)","T":(?<T>{_INT}),"m":(?<m>true|false),'
+    r'"M":(?:true|false)\}$'
+)
 
 PRICE = pl.Decimal(38, 8)
 QUOTE = pl.Decimal(38, 16)
@@ -53,7 +64,7 @@ class Reject:
     reason: str
 
 
-def lines_frame(messages: list[tuple[str, int, bytes]]) -> pl.DataFrame:
+def lines_frame(messages: Iterable[tuple[str, int, bytes]]) -> pl.DataFrame:
     """One row per non-blank line of each decoded body: (message id, SQS sent ms, body).
 
     Split message by message: splitting a whole batch at once held several copies of it at once.
@@ -92,10 +103,21 @@ def decode_lines(lines: pl.DataFrame) -> tuple[pl.DataFrame, list[Reject]]:
 
 
 def _decode(lines: pl.DataFrame) -> pl.DataFrame:
+    """The contract fields of every line as text; raises ``PolarsError`` when a line is not JSON."""
     raw = lines.get_column("raw")
+    fields = raw.str.extract_groups(_CANONICAL).struct.unnest().select(FIELDS)
+    others = fields.get_column("e").is_null().arg_true()
+    if others.len():
+        parsed = _json_decode(raw.gather(others))
+        fields = fields.with_columns(
+            fields.get_column(k).scatter(others, parsed.get_column(k)) for k in FIELDS
+        )
+    return pl.concat([lines, fields], how="horizontal")
+
+
+def _json_decode(raw: pl.Series) -> pl.DataFrame:
     slices = [raw.slice(i, _DECODE_ROWS) for i in range(0, raw.len(), _DECODE_ROWS)] or [raw]
-    decoded = pl.concat([part.str.json_decode(_STRUCT) for part in slices])
-    return lines.with_columns(decoded.struct.unnest())
+    return pl.concat([part.str.json_decode(_STRUCT) for part in slices]).struct.unnest()
 
 
 def _line_problem(raw: str) -> str | None:

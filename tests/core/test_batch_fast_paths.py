@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
+import random
 
 import polars as pl
 import pytest
@@ -57,6 +59,51 @@ def test_decoding_in_slices_equals_decoding_at_once(monkeypatch: pytest.MonkeyPa
     sliced, sliced_rejects = decode_lines(frame)
     assert sliced.equals(whole) and sliced_rejects == whole_rejects
     assert sliced.height == 38
+
+
+@st.composite
+def trade_lines(draw: st.DrawFn) -> str:
+    """Trade events as JSON: mostly Binance's own compact form, often bent in the ways a JSON writer
+    may (key order, spaces, escapes, leading keys missing or extra, numbers as strings, huge ids)."""
+    ints = st.one_of(st.integers(0, 10**13), st.integers(10**17, 10**20), st.just(0))
+    number = st.one_of(ints, ints.map(str), st.integers(-5, -1))
+    decimal = st.one_of(
+        st.sampled_from(["61837.62000000", "0.00588000", "1..2", "", "1e5"]),
+        st.text(st.sampled_from('0123456789.-é\\"'), max_size=6),
+    )
+    event = {
+        "e": draw(st.sampled_from(["trade", "aggTrade", "Trade", ""])),
+        "E": draw(number),
+        "s": draw(st.sampled_from(["BTCUSDT", "ETHUSDT", "btcusdt", "BTC USDT"])),
+        "t": draw(number),
+        "p": draw(decimal),
+        "q": draw(decimal),
+        "T": draw(number),
+        "m": draw(st.sampled_from([True, False, None, "true"])),
+        "M": draw(st.sampled_from([True, False])),
+    }
+    if draw(st.booleans()):
+        del event[draw(st.sampled_from(sorted(event)))]
+    if draw(st.booleans()):
+        event["x"] = 1
+    keys = list(event)
+    if draw(st.booleans()):
+        random.Random(draw(st.integers())).shuffle(keys)
+    separators = draw(st.sampled_from([(",", ":"), (", ", ": ")]))
+    ascii_only = draw(st.booleans())
+    return json.dumps({k: event[k] for k in keys}, separators=separators, ensure_ascii=ascii_only)
+
+
+@settings(max_examples=200)
+@given(st.lists(st.one_of(trade_lines(), st.just(Trade().line())), min_size=1, max_size=12))
+def test_decoding_binance_lines_without_a_json_parser_gives_what_the_parser_gives(
+    lines: list[str],
+) -> None:
+    frame = lines_frame([("m", 1, "\n".join(lines).encode())])
+    rows, rejects = decode_lines(frame)
+    parsed = trades._json_decode(frame.get_column("raw"))
+    assert not rejects
+    assert rows.equals(pl.concat([frame, parsed], how="horizontal"))
 
 
 def test_lake_objects_are_one_shot_gzip_of_the_lines_and_their_digest(
