@@ -37,8 +37,6 @@ PRICE = pl.Decimal(38, 8)
 QUOTE = pl.Decimal(38, 16)
 
 LINES_SCHEMA = {"message_id": pl.String, "sent_ms": pl.Int64, "raw": pl.String}
-# A blank line as Python's str.isspace() sees it: Unicode White_Space plus the \x1c-\x1f separators.
-_BLANK = r"^[\s\x1c-\x1f]*$"
 
 TRADES_SCHEMA: dict[str, pl.DataType] = {
     "symbol": pl.String(),
@@ -68,21 +66,27 @@ def lines_frame(messages: Iterable[tuple[str, int, bytes]]) -> pl.DataFrame:
     """One row per non-blank line of each decoded body: (message id, SQS sent ms, body).
 
     Split message by message: splitting a whole batch at once held several copies of it at once.
+    Python's own split and strip over one body, then one polars string column per body, took a
+    third of the time of splitting and exploding in polars.
     """
-    frames = [
-        pl.DataFrame({"raw": [body.decode("utf-8", errors="replace")]}, schema={"raw": pl.String})
-        .select(pl.col("raw").str.split("\n").explode())
-        .filter(~pl.col("raw").str.contains(_BLANK))
-        .select(
-            pl.lit(message_id, pl.String).alias("message_id"),
-            pl.lit(sent_ms, pl.Int64).alias("sent_ms"),
-            "raw",
-        )
-        for message_id, sent_ms, body in messages
-    ]
-    if not frames:
+    raws: list[pl.Series] = []
+    heads: list[tuple[str, int, int]] = []
+    for message_id, sent_ms, body in messages:
+        lines = [
+            line for line in body.decode("utf-8", errors="replace").split("\n") if line.strip()
+        ]
+        if lines:
+            raws.append(pl.Series("raw", lines, dtype=pl.String))
+            heads.append((message_id, sent_ms, len(lines)))
+    if not raws:
         return pl.DataFrame(schema=LINES_SCHEMA)
-    return pl.concat(frames, rechunk=True)
+    counts = pl.Series([n for _, _, n in heads], dtype=pl.UInt32)
+    return (
+        pl.DataFrame([(m, s) for m, s, _ in heads], schema=["message_id", "sent_ms"], orient="row")
+        .cast({"message_id": pl.String, "sent_ms": pl.Int64})
+        .select(pl.all().repeat_by(counts).explode())
+        .with_columns(pl.concat(raws, rechunk=True))
+    )
 
 
 def decode_lines(lines: pl.DataFrame) -> tuple[pl.DataFrame, list[Reject]]:

@@ -1,6 +1,6 @@
 """The ingest's fast paths give exactly what the straightforward versions gave.
 
-Each test holds a fast path (polars line splitting, sliced JSON decoding, streamed gzip, row-order
+Each test holds a fast path (line splitting, regex and sliced JSON decoding, streamed gzip, row-order
 preserving dedupe and lookups) against a plain-Python reference of the behaviour it replaced.
 """
 
