@@ -20,6 +20,11 @@ read or written, every overwritten S3 object stayed in memory for the life of th
 minute under the 1,000 trades/s soak. ``make_model_tracking_weak`` keeps tracking them, weakly:
 what moto still references stays listed, what it dropped is freed.
 
+moto's server finds the service of every request under one global lock, and on the way lists its own
+package directory (``os.listdir`` plus an ``isdir`` per entry, ~150) to check the host against it;
+``make_request_routing_fast`` lists it once. Each request also went to the log as an INFO line
+through werkzeug's logger; ``main`` logs only warnings and errors unless given ``--log-requests``.
+
 A long-running emulator process (``python -m infra.emulator``, ``candleflow aws``) serves each
 request on a thread of its own; ``keep_memory_low`` caps glibc's per-thread arenas and hands freed
 pages back every few seconds, as the ingest worker does (``tasks.memory``).
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import threading
 import time
 import weakref
@@ -155,6 +161,21 @@ def make_model_tracking_weak() -> None:
     BaseModel.__new__ = staticmethod(new)  # type: ignore[method-assign]
 
 
+def make_request_routing_fast() -> None:
+    """List moto's service modules once rather than on every request (the directory is fixed)."""
+    from moto import backends
+
+    if getattr(backends.list_of_moto_modules, "candleflow_cached", False):
+        return
+    modules = tuple(backends.list_of_moto_modules())
+
+    def listed() -> tuple[str, ...]:
+        return modules
+
+    listed.__dict__["candleflow_cached"] = True
+    backends.list_of_moto_modules = listed
+
+
 def keep_memory_low(every_s: float = 10.0) -> threading.Thread:
     """Cap malloc arenas now and trim freed heap pages every ``every_s`` on a daemon thread."""
     from tasks.memory import limit_arenas, release_free_memory
@@ -178,6 +199,7 @@ def emulator(host: str, port: int) -> ThreadedMotoServer:
     make_dynamodb_writes_atomic()
     make_dynamodb_items_fast()
     make_model_tracking_weak()
+    make_request_routing_fast()
     return ThreadedMotoServer(ip_address=host, port=port, verbose=False)
 
 
@@ -185,7 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5055)
+    parser.add_argument(
+        "--log-requests", action="store_true", help="log every request (werkzeug's INFO lines)"
+    )
     args = parser.parse_args(argv)
+    if not args.log_requests:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
     keep_memory_low()
     server = emulator(args.host, args.port)
     server.start()
