@@ -23,7 +23,8 @@ what moto still references stays listed, what it dropped is freed.
 moto's server finds the service of every request under one global lock, and on the way lists its own
 package directory (``os.listdir`` plus an ``isdir`` per entry, ~150) to check the host against it;
 ``make_request_routing_fast`` lists it once. Each request also went to the log as an INFO line
-through werkzeug's logger; ``main`` logs only warnings and errors unless given ``--log-requests``.
+through werkzeug's logger; ``main`` logs only the requests that failed with a 5xx (and werkzeug's
+warnings and errors) unless given ``--log-requests``.
 
 A long-running emulator process (``python -m infra.emulator``, ``candleflow aws``) serves each
 request on a thread of its own; ``keep_memory_low`` caps glibc's per-thread arenas and hands freed
@@ -176,6 +177,14 @@ def make_request_routing_fast() -> None:
     backends.list_of_moto_modules = listed
 
 
+def only_server_errors(record: logging.LogRecord) -> bool:
+    """A werkzeug log filter: request lines only for 5xx responses; everything else it logs."""
+    args = record.args
+    if record.levelno == logging.INFO and isinstance(args, tuple) and len(args) == 3:
+        return str(args[1]).startswith("5")  # (request line, status code, size)
+    return True
+
+
 def keep_memory_low(every_s: float = 10.0) -> threading.Thread:
     """Cap malloc arenas now and trim freed heap pages every ``every_s`` on a daemon thread."""
     from tasks.memory import limit_arenas, release_free_memory
@@ -212,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if not args.log_requests:
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        logging.getLogger("werkzeug").addFilter(only_server_errors)
     keep_memory_low()
     server = emulator(args.host, args.port)
     server.start()
