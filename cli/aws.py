@@ -15,33 +15,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("aws", help="run the embedded AWS emulator (moto server) in the foreground")
     p.add_argument("--host", help="address to bind (default CANDLEFLOW_EMULATOR_HOST)")
     p.add_argument("--port", type=int, help="port (default CANDLEFLOW_EMULATOR_PORT)")
+    p.add_argument(
+        "--log-requests", action="store_true", help="log every request, not only 5xx ones"
+    )
     p.set_defaults(func=run_emulator)
     p = sub.add_parser("provision", help="create or verify every AWS resource (idempotent)")
     p.set_defaults(func=run_provision)
 
 
 def run_emulator(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.emulator import emulator, keep_memory_low
+    from infra.emulator import serve
 
     host = args.host or settings.emulator_host
     port = args.port or settings.emulator_port
-    keep_memory_low()
-    server = emulator(host, port)
-    server.start()
-    print(f"AWS emulator (moto) listening at http://{host}:{port}", flush=True)
-    print(
-        f"  export AWS_ENDPOINT_URL=http://{host}:{port}  # then any candleflow command uses it",
-        flush=True,
-    )
-    try:
-        import threading
-
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-    return 0
+    hint = f"  export AWS_ENDPOINT_URL=http://{host}:{port}  # then any candleflow command uses it"
+    return serve(host, port, every_request=args.log_requests, hints=(hint,))
 
 
 def run_provision(args: argparse.Namespace, settings: Settings) -> int:

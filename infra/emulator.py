@@ -212,20 +212,25 @@ def emulator(host: str, port: int) -> ThreadedMotoServer:
     return ThreadedMotoServer(ip_address=host, port=port, verbose=False)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5055)
-    parser.add_argument(
-        "--log-requests", action="store_true", help="log every request (werkzeug's INFO lines)"
-    )
-    args = parser.parse_args(argv)
-    if not args.log_requests:
-        logging.getLogger("werkzeug").addFilter(only_server_errors)
+def log_requests(every: bool) -> None:
+    """werkzeug's request lines: every one, or only those of 5xx responses (its other logs stay)."""
+    logger = logging.getLogger("werkzeug")
+    logger.setLevel(logging.INFO)
+    if every:
+        logger.removeFilter(only_server_errors)
+    else:
+        logger.addFilter(only_server_errors)
+
+
+def serve(host: str, port: int, *, every_request: bool = False, hints: tuple[str, ...] = ()) -> int:
+    """Run the emulator in the foreground until interrupted (Ctrl-C)."""
+    log_requests(every_request)
     keep_memory_low()
-    server = emulator(args.host, args.port)
+    server = emulator(host, port)
     server.start()
-    print(f"AWS emulator (moto) listening at http://{args.host}:{args.port}", flush=True)
+    print(f"AWS emulator (moto) listening at http://{host}:{port}", flush=True)
+    for hint in hints:
+        print(hint, flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
@@ -233,6 +238,17 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5055)
+    parser.add_argument(
+        "--log-requests", action="store_true", help="log every request, not only 5xx ones"
+    )
+    args = parser.parse_args(argv)
+    return serve(args.host, args.port, every_request=args.log_requests)
 
 
 if __name__ == "__main__":
