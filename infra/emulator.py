@@ -23,7 +23,7 @@ what moto still references stays listed, what it dropped is freed.
 moto's server finds the service of every request under one global lock, and on the way lists its own
 package directory (``os.listdir`` plus an ``isdir`` per entry, ~150) to check the host against it;
 ``make_request_routing_fast`` lists it once. Each request also went to the log as an INFO line
-through werkzeug's logger; ``main`` logs only the requests that failed with a 5xx (and werkzeug's
+through werkzeug's logger; ``serve`` logs only the requests that failed with a 5xx (and werkzeug's
 warnings and errors) unless given ``--log-requests``.
 
 A long-running emulator process (``python -m infra.emulator``, ``candleflow aws``) serves each

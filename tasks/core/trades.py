@@ -37,6 +37,7 @@ PRICE = pl.Decimal(38, 8)
 QUOTE = pl.Decimal(38, 16)
 
 LINES_SCHEMA = {"message_id": pl.String, "sent_ms": pl.Int64, "raw": pl.String}
+_HEAD_SCHEMA = {"message_id": pl.String, "sent_ms": pl.Int64}
 
 TRADES_SCHEMA: dict[str, pl.DataType] = {
     "symbol": pl.String(),
@@ -80,43 +81,46 @@ def lines_frame(messages: Iterable[tuple[str, int, bytes]]) -> pl.DataFrame:
             heads.append((message_id, sent_ms, len(lines)))
     if not raws:
         return pl.DataFrame(schema=LINES_SCHEMA)
-    counts = pl.Series([n for _, _, n in heads], dtype=pl.UInt32)
+    ids, sent, counts = zip(*heads, strict=True)
     return (
-        pl.DataFrame([(m, s) for m, s, _ in heads], schema=["message_id", "sent_ms"], orient="row")
-        .cast({"message_id": pl.String, "sent_ms": pl.Int64})
-        .select(pl.all().repeat_by(counts).explode())
+        pl.DataFrame({"message_id": ids, "sent_ms": sent}, schema=_HEAD_SCHEMA)
+        .select(pl.all().repeat_by(pl.Series(counts, dtype=pl.UInt32)).explode())
         .with_columns(pl.concat(raws, rechunk=True))
     )
 
 
 def decode_lines(lines: pl.DataFrame) -> tuple[pl.DataFrame, list[Reject]]:
     """Parse every line's JSON; returns (rows with the contract fields as text, rejected lines)."""
-    try:
-        return _decode(lines), []
-    except pl.exceptions.PolarsError:
-        pass
-    # Slow path, only for batches holding poison: find the bad lines one by one.
-    keep: list[bool] = []
-    rejects: list[Reject] = []
-    for message_id, raw in lines.select("message_id", "raw").iter_rows():
-        reason = _line_problem(raw)
-        keep.append(reason is None)
-        if reason is not None:
-            rejects.append(Reject(message_id, raw, reason))
-    return _decode(lines.filter(pl.Series(keep, dtype=pl.Boolean))), rejects
-
-
-def _decode(lines: pl.DataFrame) -> pl.DataFrame:
-    """The contract fields of every line as text; raises ``PolarsError`` when a line is not JSON."""
     raw = lines.get_column("raw")
     fields = raw.str.extract_groups(_CANONICAL).struct.unnest().select(FIELDS)
-    others = fields.get_column("e").is_null().arg_true()
+    others = fields.get_column("e").is_null().arg_true()  # lines the regex did not take
     if others.len():
-        parsed = _json_decode(raw.gather(others))
+        try:
+            parsed = _json_decode(raw.gather(others))
+        except pl.exceptions.PolarsError:
+            return _without_poison(lines, others)
         fields = fields.with_columns(
             fields.get_column(k).scatter(others, parsed.get_column(k)) for k in FIELDS
         )
-    return pl.concat([lines, fields], how="horizontal")
+    return pl.concat([lines, fields], how="horizontal"), []
+
+
+def _without_poison(lines: pl.DataFrame, others: pl.Series) -> tuple[pl.DataFrame, list[Reject]]:
+    """Slow path, only for batches holding poison: look at the lines the regex did not take one by
+    one, reject the bad ones with their reason and decode the rest."""
+    bad: list[int] = []
+    rejects: list[Reject] = []
+    suspects = lines.select("message_id", "raw")[others]
+    for i, (message_id, raw) in zip(others.to_list(), suspects.iter_rows(), strict=True):
+        reason = _line_problem(raw)
+        if reason is not None:
+            bad.append(i)
+            rejects.append(Reject(message_id, raw, reason))
+    if not bad:
+        raise ValueError("polars rejected a line that Python's json module accepts")
+    keep = ~pl.int_range(lines.height, eager=True).is_in(pl.Series(bad, dtype=pl.Int64))
+    rows, more = decode_lines(lines.filter(keep))
+    return rows, rejects + more
 
 
 def _json_decode(raw: pl.Series) -> pl.DataFrame:
