@@ -143,7 +143,8 @@ def _rebuild_rows(r: dict[str, Any], v: dict[str, Any]) -> list[Row]:
     if f:
         rows.append(
             _row(
-                f"  DynamoDB alone: {f['puts']:,} conditional puts on 8 threads, "
+                f"  DynamoDB alone: {f['puts']:,} conditional puts "
+                f"({f['transactions']} transactions of the 1m ones) on 8 threads, "
                 f"{f['reads']} reads of the day",
                 f"{f['seconds']:.2f} s (moto CPU {f['moto_cpu_s']:.1f} s)",
             )

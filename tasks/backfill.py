@@ -177,7 +177,8 @@ def _empty_trades() -> pl.DataFrame:
 def rebuild_candles(
     ctx: Store, symbol: str, start_ms: int, end_ms: int, trades: pl.DataFrame
 ) -> RebuildReport:
-    """Make the stored 1m candles of the window equal what the lake's trades say (versioned writes)."""
+    """Make the stored 1m candles of the window equal what the lake's trades say: versioned writes,
+    up to 100 per transaction; a transaction a concurrent write cancelled is redone minute by minute."""
     client, table = ctx.clients.dynamodb, ctx.spec.table.name
     stored = {
         (c.symbol, c.interval, c.open_time): c
@@ -201,7 +202,15 @@ def rebuild_candles(
             f"gave up on {symbol} {iso_time(key[2])} after {MAX_CONFLICT_RETRIES} conflicting writes"
         )
 
-    written = in_parallel(write, plan.writes)
+    def write_chunk(chunk: list[Candle]) -> list[Candle]:
+        try:
+            return dynamodb.put_candles(client, table, chunk)
+        except ConflictError:  # a minute changed since it was read: each one re-planned alone
+            return [write(candle) for candle in chunk]
+
+    step = dynamodb.TRANSACTION_ITEMS
+    chunks = [list(plan.writes[i : i + step]) for i in range(0, len(plan.writes), step)]
+    written = [c for done in in_parallel(write_chunk, chunks) for c in done]
     if plan.lake_lacks:
         get_run_logger().warning(
             "%s: the lake lacks trades that %d stored candle(s) count (first: %s); kept them as "

@@ -31,6 +31,17 @@ def condition_failed(exc: BaseException) -> bool:
     return isinstance(cause, ClientError) and error_code(cause) == "ConditionalCheckFailedException"
 
 
+def cancellation_reasons(exc: BaseException) -> list[str]:
+    """The per-action codes of a cancelled DynamoDB transaction (as raised through ``translate``),
+    in the order of its actions ("None" for an action that was not the cause); [] for any other
+    error."""
+    cause = exc.__cause__
+    if not isinstance(cause, ClientError) or error_code(cause) != "TransactionCanceledException":
+        return []
+    reasons = cause.response.get("CancellationReasons") or []
+    return [str(r.get("Code", "None")) for r in reasons]
+
+
 @contextmanager
 def translate(service: str, operation: str, resource: str) -> Iterator[None]:
     """Re-raise ``ClientError`` as ``AwsError``; a missing resource says how to create it."""

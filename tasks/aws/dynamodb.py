@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from tasks.aws._errors import condition_failed, translate
+from tasks.aws._errors import cancellation_reasons, condition_failed, translate
 from tasks.aws.pages import query_items
 from tasks.core.candles import id_ranges_text, parse_id_ranges
 from tasks.core.keys import dirty_market_id, dirty_sort_key, iso_time, market_id
@@ -40,6 +40,7 @@ _DECIMALS = (
     "taker_buy_quote_volume",
 )
 CandleKey = tuple[str, Interval, int]
+_NOT_STORED = "attribute_not_exists(marketid)"
 # DynamoDB numbers hold 38 significant digits; never round silently to Python's default 28.
 _NUMBER = Context(prec=38, traps=[Inexact, InvalidOperation])
 
@@ -132,17 +133,28 @@ def put_candle(client: DynamoDBClient, table: str, candle: Candle) -> Candle:
     if candle.version == 0:
         try:
             with translate("dynamodb", "PutItem", f"table {table!r}"):
-                client.put_item(
-                    TableName=table,
-                    Item=item,
-                    ConditionExpression="attribute_not_exists(marketid)",
-                )
+                client.put_item(TableName=table, Item=item, ConditionExpression=_NOT_STORED)
             return candle.with_version(new_version)
         except Exception as exc:
             if not condition_failed(exc):
                 raise
             # An item is there: spread columns only (the update below keeps them), or a kline
             # another writer stored meanwhile (the update's condition fails: a conflict).
+    try:
+        with translate("dynamodb", "UpdateItem", f"table {table!r}"):
+            client.update_item(**_kline_update(table, candle, item))
+    except Exception as exc:
+        if condition_failed(exc):
+            raise ConflictError(
+                f"{market_id(candle.symbol, candle.interval)} {iso_time(candle.open_time)} changed"
+            ) from exc
+        raise
+    return candle.with_version(new_version)
+
+
+def _kline_update(table: str, candle: Candle, item: dict[str, Any]) -> dict[str, Any]:
+    """The UpdateItem of ``item``'s kline attributes, on the condition that the stored kline still
+    has ``candle.version`` (or there is none): the same request alone or inside a transaction."""
     fields = [k for k in item if k not in ("marketid", "timestamp")]
     names = {f"#a{i}": name for i, name in enumerate(fields)}
     values: dict[str, Any] = {f":a{i}": item[name] for i, name in enumerate(fields)}
@@ -153,24 +165,56 @@ def put_candle(client: DynamoDBClient, table: str, candle: Candle) -> Candle:
         names.update({f"#r{i}": n for i, n in enumerate(absent)})
         update += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(absent)))
     names["#ver"] = "version"
+    return {
+        "TableName": table,
+        "Key": key_of(candle.symbol, candle.interval, candle.open_time),
+        "UpdateExpression": update,
+        # Optimistic lock: fails if another writer changed the kline since we read it.
+        "ConditionExpression": "attribute_not_exists(#ver) OR #ver = :v",
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
+
+
+TRANSACTION_ITEMS = 100  # DynamoDB's limit of actions per TransactWriteItems
+_CONFLICTS = frozenset({"ConditionalCheckFailed", "TransactionConflict"})
+
+
+def put_candles(client: DynamoDBClient, table: str, candles: list[Candle]) -> list[Candle]:
+    """Write up to ``TRANSACTION_ITEMS`` candles in one TransactWriteItems: all or none, each on
+    ``put_candle``'s condition; returns them with their new versions.
+
+    One request instead of one per candle: a rebuilt day of 1,440 minutes is 15 requests. On AWS a
+    transactional write costs twice the write capacity of a plain one. When any candle's condition
+    fails (a minute changed since it was read, or holds spread columns only) or another write holds
+    one of the items, nothing is written and ``ConflictError`` is raised: write those candles one
+    by one with ``put_candle``, which resolves each case.
+    """
+    if len(candles) > TRANSACTION_ITEMS:
+        raise ValueError(f"{len(candles)} candles: a transaction holds {TRANSACTION_ITEMS} at most")
+    if not candles:
+        return []
+    actions: list[Any] = []
+    for candle in candles:
+        item = to_item(candle, candle.version + 1)
+        if candle.version == 0:
+            put = {"TableName": table, "Item": item, "ConditionExpression": _NOT_STORED}
+            actions.append({"Put": put})
+        else:
+            actions.append({"Update": _kline_update(table, candle, item)})
     try:
-        with translate("dynamodb", "UpdateItem", f"table {table!r}"):
-            client.update_item(
-                TableName=table,
-                Key=key_of(candle.symbol, candle.interval, candle.open_time),
-                UpdateExpression=update,
-                # Optimistic lock: fails if another writer changed the kline since we read it.
-                ConditionExpression="attribute_not_exists(#ver) OR #ver = :v",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
+        with translate("dynamodb", "TransactWriteItems", f"table {table!r}"):
+            client.transact_write_items(TransactItems=actions)
     except Exception as exc:
-        if condition_failed(exc):
+        reasons = cancellation_reasons(exc)
+        if reasons and set(reasons) - {"None"} <= _CONFLICTS:
+            first = candles[0]
             raise ConflictError(
-                f"{market_id(candle.symbol, candle.interval)} {iso_time(candle.open_time)} changed"
+                f"{len(candles)} candle(s) of {market_id(first.symbol, first.interval)} from "
+                f"{iso_time(first.open_time)}: transaction cancelled ({', '.join(reasons)})"
             ) from exc
         raise
-    return candle.with_version(new_version)
+    return [c.with_version(c.version + 1) for c in candles]
 
 
 def query_candles(

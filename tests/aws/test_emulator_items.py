@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from moto.core.serialize import BaseJSONSerializer, JSONSerializer
 from moto.core.utils import get_service_model
 
-from infra.emulator import make_dynamodb_items_fast, plain_attribute_value
+from infra.moto_patches import make_dynamodb_items_fast, plain_attribute_value
 
 scalars = st.one_of(
     st.text(max_size=20).map(lambda s: {"S": s}),

@@ -1,7 +1,7 @@
 """The embedded emulator frees what it no longer holds: a long-running one must not grow per request.
 
 moto tracks every model object it creates; the emulator makes that tracking weak
-(``infra.emulator.make_model_tracking_weak``). These tests run against the session's emulator, a
+(``infra.moto_patches.make_model_tracking_weak``). These tests run against the session's emulator, a
 server thread in this process, so its objects can be counted here.
 """
 
@@ -13,7 +13,7 @@ import uuid
 from moto.dynamodb.models.dynamo_type import Item
 from moto.sqs.models import Message, Queue
 
-from infra.emulator import WeakInstances
+from infra.moto_patches import WeakInstances
 from tests.conftest import AwsEnv
 
 

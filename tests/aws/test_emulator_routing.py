@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from moto import backends
 
-from infra.emulator import make_request_routing_fast, only_server_errors
+from infra.emulator import only_server_errors
+from infra.moto_patches import make_request_routing_fast
 from tests.conftest import free_port
 
 
