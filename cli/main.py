@@ -12,6 +12,10 @@ from pydantic import ValidationError
 from tasks.errors import CandleflowError
 from tasks.settings import Settings
 
+# The commands that run flows in this process: their runs carry the tag the unresponsive-run
+# automation watches (deployments/automations.py), as the deployments' runs do.
+FLOW_COMMANDS = frozenset({"ingest", "rollup", "gaps", "backfill"})
+
 
 def build_parser() -> argparse.ArgumentParser:
     from cli import (
@@ -70,6 +74,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"candleflow: invalid setting: {exc}", file=sys.stderr)
         return 2
     try:
+        if args.command in FLOW_COMMANDS:
+            from prefect import tags
+
+            from deployments.automations import TAG
+
+            with tags(TAG):  # the runs it starts are watched like the deployments' runs
+                return int(args.func(args, settings))
         return int(args.func(args, settings))
     except CandleflowError as exc:
         print(f"candleflow {args.command}: {exc}", file=sys.stderr)

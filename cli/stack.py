@@ -85,6 +85,9 @@ class Stack:
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                 # The served deployments look for runs to start every 2 s, not 10 (a local server).
                 "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+                # A heartbeat every 30 s (Prefect's minimum; 180 by default): a run whose process
+                # was killed is marked Crashed after 90 s of silence (deployments/automations.py).
+                "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
                 "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
                 "GX_ANALYTICS_ENABLED": "false",
                 "PYTHONUNBUFFERED": "1",

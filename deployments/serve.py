@@ -1,11 +1,14 @@
 """Serve the deployments listed in prefect.yaml from this process (no work pool needed).
 
 prefect.yaml stays the only list of deployments: this reads it and hands each entry to
-``prefect.serve``. ``python -m deployments.serve [NAME ...]`` serves all, or the named ones.
+``prefect.serve``. ``python -m deployments.serve [NAME ...]`` serves all, or the named ones, after
+making sure the automation that marks runs of a killed process Crashed exists
+(deployments/automations.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import sys
 from dataclasses import dataclass, field
@@ -78,10 +81,15 @@ def to_deployment(entry: DeploymentEntry) -> Any:
 def main(argv: list[str]) -> int:
     from prefect import serve
 
+    from deployments import automations
+
     entries = [e for e in load_entries() if not argv or e.name in argv]
     if not entries:
         print(f"no deployment named {argv} in {PREFECT_YAML.name}", file=sys.stderr)
         return 2
+    watch = automations.unresponsive_runs(automations.heartbeat_frequency())
+    outcome = asyncio.run(automations.ensure(watch))
+    print(f"automation {watch.name!r}: {outcome}", flush=True)
     serve(*(to_deployment(e) for e in entries))
     return 0
 

@@ -86,7 +86,8 @@ def services(
     worker = _service(
         scope, run, "worker", roles.worker, sizing.worker,
         ["prefect", "worker", "start", "--pool", config.work_pool, "--type", "process"],
-        env={"PREFECT_API_URL": prefect_api_url},
+        # Heartbeats every 30 s: deployments/automations.py crashes a run silent for 90 s.
+        env={"PREFECT_API_URL": prefect_api_url, "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"},
         secrets={"PREFECT_API_KEY": ecs.Secret.from_secrets_manager(prefect_api_key)},
         count=worker_count,
     )  # fmt: skip

@@ -1,13 +1,19 @@
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
 from decimal import Decimal
 
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.sorting import FlowRunSort
 
 from cli.main import main
+from deployments.automations import TAG
 from tasks.aws import dynamodb
 from tasks.core.candles import aggregate
 from tests.builders import BASE_TIME, Trade, trades_frame
@@ -72,6 +78,18 @@ def test_ingest_once_drains_the_queue_and_says_what_it_did(
     out = capsys.readouterr().out
     assert "2 messages, 2 trades (2 new, 0 duplicates), 1 rejected to quarantine" in out
     assert "rejected       1  not JSON" in out
+    # Tagged like the deployments' runs: the unresponsive-run automation watches it too.
+    assert TAG in asyncio.run(_latest_run("ingest-trades")).tags
+
+
+async def _latest_run(flow_name: str) -> FlowRun:
+    async with get_client() as client:
+        runs = await client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=1,
+        )
+    return runs[0]
 
 
 def test_a_missing_queue_is_a_clear_error(

@@ -8,11 +8,14 @@ import os
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from prefect.events.schemas.automations import Automation
 
+from deployments import automations
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,6 +90,13 @@ def test_up_runs_the_pipeline_offline_and_down_stops_only_its_processes(tmp_path
             (c["open_time"].replace(".000Z", "Z"), c["close"]) for c in candles
         ]
         assert "<title>" in httpx.get(f"{api}/").text
+
+        # The automation that marks runs of a killed process Crashed, on the 30 s heartbeats.
+        prefect_api = f"http://127.0.0.1:{env['CANDLEFLOW_PREFECT_PORT']}/api"
+        found = httpx.post(f"{prefect_api}/automations/filter", json={}).json()
+        watch = [Automation.model_validate(a) for a in found if a["name"] == automations.NAME]
+        assert len(watch) == 1 and watch[0].enabled, found
+        assert getattr(watch[0].trigger, "within", None) == timedelta(seconds=90)
 
         # The operator's monitor, one frame of the running stack.
         frame = candleflow("monitor", "--once", env={**stack_env, "COLUMNS": "140"})

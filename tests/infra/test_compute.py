@@ -50,6 +50,7 @@ def test_worker_polls_the_work_pool_of_prefect_yaml(synth: Synth) -> None:
     ]
     env = {e["Name"]: e["Value"] for e in container["Environment"]}
     assert env["PREFECT_API_URL"] == {"Ref": "PrefectApiUrl"}
+    assert env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "30"  # what the automation expects
     secret_id, _ = synth.one(
         "AWS::SecretsManager::Secret", Name=synth.config.names.prefect_api_key_secret
     )
