@@ -54,12 +54,13 @@ class Settings(BaseSettings):
         100, ge=1, le=10_000, description="SQS messages per ingest micro-batch at most."
     )
     batch_max_trades: int = Field(
-        150_000,
+        125_000,
         ge=1,
         le=10_000_000,
-        description="Trades per ingest micro-batch at most. The ingest's speed and its peak memory "
-        "both grow with it: 1M trades took 17.1 s at 100,000 (547 MB), 15.2 s at 150,000 (582 MB) "
-        "and 14.2 s at 200,000 (632 MB) in `candleflow bench`.",
+        description="Trades per ingest micro-batch at most. The ingest's peak memory grows with it "
+        "(per-call costs, great-expectations' above all, make small batches slow): in `candleflow "
+        "bench` the 1M-trade ingest peaked at 477 MB at 100,000, 483-489 MB at 125,000 and "
+        "491-507 MB at 150,000, all at 62,000-83,000 trades/s end to end.",
     )
     receive_wait_s: int = Field(
         1,
