@@ -21,7 +21,7 @@ from infra.provision import provision
 from infra.spec import resource_spec
 from tasks.aws import dynamodb, s3, sqs
 from tasks.aws.clients import AwsClients
-from tasks.candle_writes import in_parallel
+from tasks.candle_writes import chunked, in_parallel
 from tasks.core.models import Candle, Interval
 from tasks.settings import Settings
 
@@ -102,8 +102,7 @@ def rebuild_floor(settings: Settings, candles: dict[Interval, list[Candle]]) -> 
     def put_all(some: list[Candle]) -> None:
         in_parallel(lambda c: dynamodb.put_candle(clients.dynamodb, table, c), some)
 
-    step = dynamodb.TRANSACTION_ITEMS
-    chunks = [minutes[i : i + step] for i in range(0, len(minutes), step)]
+    chunks = chunked(minutes, dynamodb.TRANSACTION_ITEMS)
 
     parents = [c for i in (Interval.H1, Interval.D1) for c in candles[i]]
     began = time.perf_counter()

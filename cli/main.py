@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 from pydantic import ValidationError
 
@@ -58,6 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run_tags(command: str) -> AbstractContextManager[object]:
+    """The tag of the flow runs ``command`` starts (none for the others: no prefect import)."""
+    if command not in FLOW_COMMANDS:
+        return nullcontext()
+    from prefect import tags
+
+    from deployments.automations import TAG
+
+    return tags(TAG)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -74,14 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"candleflow: invalid setting: {exc}", file=sys.stderr)
         return 2
     try:
-        if args.command in FLOW_COMMANDS:
-            from prefect import tags
-
-            from deployments.automations import TAG
-
-            with tags(TAG):  # the runs it starts are watched like the deployments' runs
-                return int(args.func(args, settings))
-        return int(args.func(args, settings))
+        with _run_tags(args.command):
+            return int(args.func(args, settings))
     except CandleflowError as exc:
         print(f"candleflow {args.command}: {exc}", file=sys.stderr)
         return 1

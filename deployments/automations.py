@@ -17,6 +17,7 @@ the worker's flow runs use. Running it again changes nothing, or brings the auto
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 from datetime import timedelta
@@ -112,13 +113,19 @@ def heartbeat_frequency() -> int:
     return int(seconds)
 
 
-def main(argv: list[str]) -> int:
-    if argv:
-        print(__doc__.strip() if argv[0] in ("-h", "--help") else f"no arguments: {argv}")
-        return 0 if argv[0] in ("-h", "--help") else 2
+def install() -> str:
+    """Make sure the automation exists for this process's heartbeat frequency; says what was done."""
     automation = unresponsive_runs(heartbeat_frequency())
-    outcome = asyncio.run(ensure(automation))
-    print(f"automation {automation.name!r}: {outcome}")
+    return f"automation {automation.name!r}: {asyncio.run(ensure(automation))}"
+
+
+def main(argv: list[str]) -> int:
+    argparse.ArgumentParser(
+        prog="python -m deployments.automations",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).parse_args(argv)
+    print(install())
     return 0
 
 

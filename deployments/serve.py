@@ -8,7 +8,6 @@ making sure the automation that marks runs of a killed process Crashed exists
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import sys
 from dataclasses import dataclass, field
@@ -87,9 +86,7 @@ def main(argv: list[str]) -> int:
     if not entries:
         print(f"no deployment named {argv} in {PREFECT_YAML.name}", file=sys.stderr)
         return 2
-    watch = automations.unresponsive_runs(automations.heartbeat_frequency())
-    outcome = asyncio.run(automations.ensure(watch))
-    print(f"automation {watch.name!r}: {outcome}", flush=True)
+    print(automations.install(), flush=True)
     serve(*(to_deployment(e) for e in entries))
     return 0
 

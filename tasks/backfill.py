@@ -9,6 +9,7 @@ anywhere against the same Prefect server shares one budget. The pure rebuild log
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -24,7 +25,7 @@ from prefect.exceptions import ObjectNotFound
 
 from tasks.aws import dynamodb, s3
 from tasks.binance_rest import BinanceBanned, BinanceRest
-from tasks.candle_writes import KnownMinutes, in_parallel
+from tasks.candle_writes import KnownMinutes, chunked, in_parallel
 from tasks.context import Store
 from tasks.core.candles import CandleKey, in_candle
 from tasks.core.gaps import Gap
@@ -202,14 +203,13 @@ def rebuild_candles(
             f"gave up on {symbol} {iso_time(key[2])} after {MAX_CONFLICT_RETRIES} conflicting writes"
         )
 
-    def write_chunk(chunk: list[Candle]) -> list[Candle]:
+    def write_chunk(chunk: Sequence[Candle]) -> list[Candle]:
         try:
             return dynamodb.put_candles(client, table, chunk)
         except ConflictError:  # a minute changed since it was read: each one re-planned alone
             return [write(candle) for candle in chunk]
 
-    step = dynamodb.TRANSACTION_ITEMS
-    chunks = [list(plan.writes[i : i + step]) for i in range(0, len(plan.writes), step)]
+    chunks = chunked(plan.writes, dynamodb.TRANSACTION_ITEMS)
     written = [c for done in in_parallel(write_chunk, chunks) for c in done]
     if plan.lake_lacks:
         get_run_logger().warning(

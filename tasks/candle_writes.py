@@ -1,6 +1,7 @@
 """Prefect tasks that write candles, shared by the ingest and the backfill: empty klines, dirty marks.
 
-Also ``in_parallel``, the thread pool the flows run their independent AWS calls on.
+Also ``in_parallel``, the thread pool the flows run their independent AWS calls on, and
+``chunked``, which cuts a list into the requests of a batch API.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ def in_parallel(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     workers = min(AWS_THREADS, len(items))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aws") as pool:
         return list(pool.map(fn, items))
+
+
+def chunked(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    """``items`` in consecutive slices of ``size`` (the last one shorter)."""
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 @dataclass(frozen=True)

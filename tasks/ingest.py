@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from infra.spec import ResourceSpec, resource_spec
 from tasks.aws import dynamodb, s3, sqs
 from tasks.aws.clients import AwsClients
-from tasks.candle_writes import in_parallel
+from tasks.candle_writes import chunked, in_parallel
 from tasks.core.candles import (
     CandleKey,
     aggregate,
@@ -277,8 +277,7 @@ def touched_candles(written: list[Candle], stored: dict[CandleKey, Candle]) -> l
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])
 def delete_messages(ctx: IngestContext, batch: Batch) -> None:
     """Delete the batch's messages, only after every durable write succeeded."""
-    handles, step = batch.receipt_handles, sqs.MAX_BATCH_ENTRIES
-    chunks = [handles[i : i + step] for i in range(0, len(handles), step)]
+    chunks = chunked(batch.receipt_handles, sqs.MAX_BATCH_ENTRIES)
     failed = [
         f
         for errors in in_parallel(lambda c: sqs.delete(ctx.clients.sqs, ctx.queue_url, c), chunks)

@@ -14,7 +14,7 @@ A marker is deleted only if its token is still the one the rollup read before re
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -180,7 +180,7 @@ TRANSACTION_ITEMS = 100  # DynamoDB's limit of actions per TransactWriteItems
 _CONFLICTS = frozenset({"ConditionalCheckFailed", "TransactionConflict"})
 
 
-def put_candles(client: DynamoDBClient, table: str, candles: list[Candle]) -> list[Candle]:
+def put_candles(client: DynamoDBClient, table: str, candles: Sequence[Candle]) -> list[Candle]:
     """Write up to ``TRANSACTION_ITEMS`` candles in one TransactWriteItems: all or none, each on
     ``put_candle``'s condition; returns them with their new versions.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -111,7 +112,7 @@ def receive(client: SQSClient, url: str, max_messages: int, wait_s: int) -> list
     return out
 
 
-def delete(client: SQSClient, url: str, receipt_handles: list[str]) -> list[str]:
+def delete(client: SQSClient, url: str, receipt_handles: Sequence[str]) -> list[str]:
     """Delete messages (any number, 10 per call); returns error texts of failed entries."""
     failed: list[str] = []
     for start in range(0, len(receipt_handles), MAX_BATCH_ENTRIES):
